@@ -1,0 +1,43 @@
+"""One validated settings object per deployable (env prefix DD0C_, plus the conventional DATABASE_URL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.events import Dd0cError
+
+DEFAULT_SECRET = "change-me-dd0c-demo-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DD0C_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "DD0C_DATABASE_URL")
+    )
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "DD0C_REDIS_URL"))
+    data_dir: Path = Path(".dd0c")  # embedded Postgres and other local state for the first run
+    tenant: str = "default"  # the tenant used when a command names none
+    mode: str = "production"  # "demo" allows the default JWT secret; nothing else does
+    jwt_secret: SecretStr = SecretStr(DEFAULT_SECRET)
+    jwt_ttl_seconds: int = 3600
+    keep_read_only: bool = False  # store read-only events whole instead of counting them
+    policy_file: Path | None = None  # TOML scoring policy for the default tenant
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    worker_batch: int = 500
+    feed_queue_max: int = 100  # per websocket client; a client that falls this far behind is dropped
+    feed_ping_interval: float = 5.0
+    feed_ping_timeout: float = 5.0
+
+    def require_real_secret(self) -> None:
+        """Called by the API at start-up: outside demo mode a default JWT secret is refused."""
+        if self.mode != "demo" and self.jwt_secret.get_secret_value() == DEFAULT_SECRET:
+            raise Dd0cError("DD0C_JWT_SECRET is the built-in default; set a real secret (or DD0C_MODE=demo)")
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,75 @@
+"""The whole fold for one log entry, composed from the three pure stages (no I/O, no clock).
+
+Runners (Postgres today, Kafka later) own loading and saving `FoldState`; this module owns the order of the
+stages, so every runner folds identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from schemas.events import Anomaly, Baseline, CostEvent, LogEntry, LogKind, Rejected, Resource
+from streams.ledger import pure as ledger
+from streams.normalize.pure import normalize, observations
+from streams.prices.table import PriceTable
+from streams.score.policy import Policy
+from streams.score.pure import score
+
+BaselineKey = tuple[str, str, str]  # (tenant, account_id, resource_type)
+ResourceKey = tuple[str, str, str]  # (tenant, account_id, resource_id)
+
+
+@dataclass
+class FoldState:
+    """The slice of projection state a batch needs. `dirty_*` name what the runner must write back."""
+
+    baselines: dict[BaselineKey, Baseline] = field(default_factory=dict)
+    resources: dict[ResourceKey, Resource] = field(default_factory=dict)
+    dirty_baselines: set[BaselineKey] = field(default_factory=set)
+    dirty_resources: set[ResourceKey] = field(default_factory=set)
+
+
+@dataclass
+class FoldOutput:
+    cost_events: list[CostEvent] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    metrics: list[tuple[str, str, str]] = field(default_factory=list)  # (tenant, metric, label)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def fold_entry(
+    state: FoldState,
+    entry: LogEntry,
+    prices: PriceTable,
+    policy_for: Callable[[str], Policy],
+    out: FoldOutput,
+) -> None:
+    """Fold one entry into `state`, appending what it produced to `out`. Baselines see events in log order."""
+    if entry.kind is not LogKind.CLOUDTRAIL:
+        return  # Insight events are kept in the log and served, never priced
+    result = normalize(entry, prices)
+    if isinstance(result, Rejected):
+        out.rejected.append(result)
+        return
+    events = [_with_seq(e, entry.seq) for e in result]
+    policy = policy_for(entry.tenant)
+    for event in events:
+        key = (event.tenant, event.account_id, event.resource_type)
+        baseline, anomaly = score(state.baselines.get(key), event, policy)
+        state.baselines[key] = baseline
+        state.dirty_baselines.add(key)
+        if anomaly is not None:
+            out.anomalies.append(anomaly)
+    out.cost_events.extend(events)
+    for change in ledger.changes(entry, events):
+        rkey = (change.tenant, change.account_id, change.resource_id)
+        updated = ledger.apply(state.resources.get(rkey), change)
+        if updated is not None:
+            state.resources[rkey] = updated
+            state.dirty_resources.add(rkey)
+    out.metrics.extend((entry.tenant, metric, label) for metric, label in observations(entry, events))
+
+
+def _with_seq(event: CostEvent, seq: int | None) -> CostEvent:
+    return event if event.seq == seq else replace(event, seq=seq)

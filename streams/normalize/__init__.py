@@ -1,0 +1,1 @@
+"""Stage 1 - normalize: one log entry -> the cost events it started (pure). See pure.py."""

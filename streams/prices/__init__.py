@@ -1,0 +1,1 @@
+"""Price snapshot (dated, with sources) and lookups."""
