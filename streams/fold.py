@@ -22,7 +22,11 @@ ResourceKey = tuple[str, str, str]  # (tenant, account_id, resource_id)
 
 @dataclass
 class FoldState:
-    """The slice of projection state a batch needs. `dirty_*` name what the runner must write back."""
+    """Projection state the folds read. `dirty_*` name what the runner must write back.
+
+    Runners keep every baseline and every resource that is not closed in memory (loaded once at start,
+    then kept current), so the pure stages never wait on I/O.
+    """
 
     baselines: dict[BaselineKey, Baseline] = field(default_factory=dict)
     resources: dict[ResourceKey, Resource] = field(default_factory=dict)
@@ -48,7 +52,7 @@ def fold_entry(
     """Fold one entry into `state`, appending what it produced to `out`. Baselines see events in log order."""
     if entry.kind is not LogKind.CLOUDTRAIL:
         return  # Insight events are kept in the log and served, never priced
-    result = normalize(entry, prices)
+    result = normalize(entry, prices, state.resources)
     if isinstance(result, Rejected):
         out.rejected.append(result)
         return

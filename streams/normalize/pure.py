@@ -1,12 +1,19 @@
-"""OWNED BY the catalog helper: normalize(entry, prices) -> list[CostEvent] | Rejected."""
+"""OWNED BY the catalog helper: normalize(entry, prices, known) -> list[CostEvent] | Rejected."""
 
 from __future__ import annotations
 
-from schemas.events import CostEvent, LogEntry, Rejected
+from collections.abc import Mapping
+
+from schemas.events import CostEvent, LogEntry, Rejected, Resource
 from streams.prices.table import PriceTable
 
+ResourceKey = tuple[str, str, str]  # (tenant, account_id, resource_id)
 
-def normalize(entry: LogEntry, prices: PriceTable) -> list[CostEvent] | Rejected:
+
+def normalize(
+    entry: LogEntry, prices: PriceTable, known: Mapping[ResourceKey, Resource] | None = None
+) -> list[CostEvent] | Rejected:
+    """`known` is the ledger as it stands before this entry (StartInstances, CreateEndpoint need it)."""
     raise NotImplementedError
 
 
