@@ -1,0 +1,1 @@
+"""The shipped price snapshots (data only; see ops/prices/build_snapshot.py)."""
