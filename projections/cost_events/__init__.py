@@ -1,0 +1,1 @@
+"""Read model: every priced (or knowingly unpriced) cost event, one row each."""

@@ -1,0 +1,192 @@
+"""The log on Postgres: append (deduplicated, read-only events counted), read after a position, dead letters.
+
+Appends are serialised by a transaction-scoped advisory lock taken before the insert. Without it two
+appenders could commit out of order (seq 11 visible before seq 10), and a runner that had already moved past
+11 would never fold 10. With it, seq order is commit order.
+
+Rows go in as one `INSERT ... SELECT FROM unnest(arrays)` per batch: one round trip and one statement plan
+whatever the batch size, which is what lets ingest keep up with gunzip + JSON parsing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+
+import asyncpg
+
+from ops.settings import load_settings
+from projections.rows import dumps_json
+from schemas.events import LogEntry, LogKind, Rejected
+
+log = logging.getLogger("dd0c.log")
+
+LOG_CHANNEL = "dd0c_log"  # NOTIFY payload: the tenant whose entries were appended
+APPEND_LOCK_KEY = 0x0DD0C106  # any constant, distinct from the migration and runner locks
+
+_INSERT = """
+INSERT INTO log (tenant_id, account_id, event_id, event_time, ingested_at, kind, event_source, event_name,
+                 region, read_only, source, version, record)
+SELECT t.tenant_id, t.account_id, t.event_id, t.event_time, t.ingested_at, t.kind, t.event_source, t.event_name,
+       t.region, t.read_only, t.source, t.version, t.record::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::bool[], $11::text[], $12::int[], $13::text[])
+     WITH ORDINALITY AS t(tenant_id, account_id, event_id, event_time, ingested_at, kind, event_source, event_name,
+                          region, read_only, source, version, record, ord)
+ORDER BY t.ord
+ON CONFLICT (tenant_id, account_id, event_id) DO NOTHING
+"""
+
+_COUNT_READ_ONLY = """
+INSERT INTO log_read_only_counts (tenant_id, account_id, day, events)
+SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[])
+ON CONFLICT (tenant_id, account_id, day) DO UPDATE SET events = log_read_only_counts.events + EXCLUDED.events
+"""
+
+_SELECT = """
+SELECT seq, tenant_id, account_id, event_id, event_time, ingested_at, kind, event_source, event_name, region,
+       read_only, source, version, record
+FROM log
+WHERE seq > $1 AND ($3::text IS NULL OR tenant_id = $3)
+ORDER BY seq
+LIMIT $2
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    logged: int = 0  # new rows in the log
+    duplicate: int = 0  # already in the log (same tenant, account, eventID): dropped
+    read_only_counted: int = 0  # read-only events counted per account and day instead of stored
+
+    def __add__(self, other: AppendResult) -> AppendResult:
+        return AppendResult(
+            self.logged + other.logged,
+            self.duplicate + other.duplicate,
+            self.read_only_counted + other.read_only_counted,
+        )
+
+
+async def append(
+    conn: asyncpg.Connection, entries: Sequence[LogEntry], *, keep_read_only: bool | None = None
+) -> AppendResult:
+    """Append `entries` in their order, in one transaction (a savepoint if the caller holds one open).
+
+    `keep_read_only` overrides `Settings.keep_read_only` (store read-only events whole instead of counting).
+    Listeners on `dd0c_log` are notified, per tenant, when the transaction commits.
+    """
+    if not entries:
+        return AppendResult()
+    if keep_read_only is None:
+        keep_read_only = load_settings().keep_read_only
+    stored: list[LogEntry] = []
+    read_only: Counter[tuple[str, str, object]] = Counter()
+    for entry in entries:
+        if entry.read_only and not keep_read_only:
+            read_only[(entry.tenant, entry.account_id, entry.event_time.astimezone(UTC).date())] += 1
+        else:
+            stored.append(entry)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK_KEY)
+        logged = await _insert(conn, stored) if stored else 0
+        if read_only:
+            keys = list(read_only)
+            await conn.execute(
+                _COUNT_READ_ONLY,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [read_only[k] for k in keys],
+            )
+        if logged:
+            for tenant in sorted({e.tenant for e in stored}):
+                await conn.execute("SELECT pg_notify($1, $2)", LOG_CHANNEL, tenant)
+    return AppendResult(logged=logged, duplicate=len(stored) - logged, read_only_counted=sum(read_only.values()))
+
+
+async def _insert(conn: asyncpg.Connection, entries: Sequence[LogEntry]) -> int:
+    columns: tuple[list[object], ...] = tuple([] for _ in range(13))
+    for e in entries:
+        for column, value in zip(
+            columns,
+            (
+                e.tenant,
+                e.account_id,
+                e.event_id,
+                e.event_time,
+                e.ingested_at,
+                e.kind.value,
+                e.event_source,
+                e.event_name,
+                e.region,
+                e.read_only,
+                e.source,
+                e.version,
+                dumps_json(e.record),  # = schemas.codec.dumps: refuses NaN/Infinity before the query is sent
+            ),
+            strict=True,
+        ):
+            column.append(value)
+    status = await conn.execute(_INSERT, *columns)
+    return int(status.rsplit(" ", 1)[1])  # "INSERT 0 <rows>"
+
+
+async def read_after(
+    conn: asyncpg.Connection, position: int, limit: int, *, tenant: str | None = None
+) -> list[LogEntry]:
+    """Up to `limit` entries with seq > position, in seq order (optionally one tenant's only)."""
+    rows = await conn.fetch(_SELECT, position, limit, tenant)
+    return [_entry(row) for row in rows]
+
+
+def _entry(row: asyncpg.Record) -> LogEntry:
+    return LogEntry(
+        tenant=row["tenant_id"],
+        event_id=row["event_id"],
+        account_id=row["account_id"],
+        event_time=row["event_time"],
+        ingested_at=row["ingested_at"],
+        event_source=row["event_source"],
+        event_name=row["event_name"],
+        region=row["region"],
+        read_only=row["read_only"],
+        kind=LogKind(row["kind"]),
+        record=row["record"],
+        source=row["source"],
+        version=row["version"],
+        seq=row["seq"],
+    )
+
+
+async def head(conn: asyncpg.Connection) -> int:
+    """The highest position in the log (0 when empty)."""
+    return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM log"))
+
+
+async def dead_letter(conn: asyncpg.Connection, tenant: str, stage: str, rejected: Rejected) -> int:
+    """Store one rejected input with its reason and raw bytes; returns the dead letter's id."""
+    return int(
+        await conn.fetchval(
+            "INSERT INTO dead_letters (tenant_id, stage, source, locator, reason, raw)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            tenant,
+            stage,
+            rejected.source,
+            rejected.locator,
+            rejected.reason,
+            bytes(rejected.raw),
+        )
+    )
+
+
+async def dead_letters(conn: asyncpg.Connection, items: Sequence[tuple[str, str, Rejected]]) -> None:
+    """Many dead letters at once: (tenant, stage, rejected) each."""
+    if not items:
+        return
+    await conn.executemany(
+        "INSERT INTO dead_letters (tenant_id, stage, source, locator, reason, raw) VALUES ($1, $2, $3, $4, $5, $6)",
+        [(t, s, r.source, r.locator, r.reason, bytes(r.raw)) for t, s, r in items],
+    )

@@ -1,0 +1,359 @@
+"""The Postgres runner: log -> folds -> projections + checkpoint, one transaction per batch.
+
+Exactly-once effect without broker transactions: the rows a batch produced and the checkpoint that covers them
+commit together, so after a crash (kill -9 included) the runner resumes from the last committed position with
+the state that position implies. The in-memory state is never allowed to run ahead of the database: after any
+failure it is thrown away and reloaded before the batch is retried.
+
+One runner folds at a time (a session advisory lock); a second one waits as a hot standby and takes over when
+the first one's session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from ops.settings import load_settings
+from projections.anomalies import writer as anomalies
+from projections.baselines import writer as baselines
+from projections.checkpoints import writer as checkpoints
+from projections.cost_events import writer as cost_events
+from projections.db import connect
+from projections.metrics import writer as metrics
+from projections.resources import writer as resources
+from schemas.events import Baseline, Dd0cError, LogEntry, Rejected, Resource
+from streams.fold import BaselineKey, FoldOutput, FoldState, ResourceKey, fold_entry
+from streams.log.postgres import LOG_CHANNEL, dead_letters, read_after
+from streams.pipeline import RUNNER_NAME
+from streams.prices.table import PriceTable
+from streams.score import policy as score_policy
+
+log = logging.getLogger("dd0c.runner")
+
+FEED_CHANNEL = "dd0c_feed"  # NOTIFY payload: the tenant that has new anomalies (sent on commit)
+DRAIN_ATTEMPTS = 3  # --drain gives up (exit 1) after this many failed tries of one batch
+
+
+class RunnerError(Dd0cError):
+    """The runner cannot start or continue (mixed runner modes, a batch that keeps failing under --drain)."""
+
+
+class _Baselines(dict[BaselineKey, Baseline]):
+    """All baselines; remembers which ones the current batch changed, and at which log position."""
+
+    def __init__(self, items: dict[BaselineKey, Baseline]) -> None:
+        super().__init__(items)
+        self.seq = 0
+        self.changed: dict[BaselineKey, tuple[Baseline, int]] = {}
+
+    def __setitem__(self, key: BaselineKey, value: Baseline) -> None:
+        self.changed[key] = (value, self.seq)
+        super().__setitem__(key, value)
+
+
+class _OpenResources(dict[ResourceKey, Resource]):
+    """The open resources only - exactly what a reload from the table gives - plus this batch's changes.
+
+    A resource that closes leaves memory at once (it is still written). Otherwise a closed resource would be
+    visible to later entries of the same batch but not after a restart, and the projections would depend on
+    where batch boundaries fell: a kill -9 and a clean run would disagree.
+    """
+
+    def __init__(self, items: dict[ResourceKey, Resource]) -> None:
+        super().__init__(items)
+        self.seq = 0
+        self.changed: dict[ResourceKey, tuple[Resource, int]] = {}
+
+    def __setitem__(self, key: ResourceKey, value: Resource) -> None:
+        self.changed[key] = (value, self.seq)
+        if value.state == "closed":
+            self.pop(key, None)
+        else:
+            super().__setitem__(key, value)
+
+
+@dataclass
+class RunStats:
+    batches: int = 0
+    entries: int = 0  # entries folded (skipped replays not counted)
+    cost_events: int = 0  # rows inserted
+    anomalies: int = 0  # rows inserted
+    rejected: int = 0
+    position: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+def checkpoint_name(tenant: str | None) -> str:
+    return RUNNER_NAME if tenant is None else f"{RUNNER_NAME}:{tenant}"
+
+
+class PostgresRunner:
+    """Folds the log into the projections. `run(drain=True)` stops when the log is exhausted."""
+
+    def __init__(
+        self,
+        dsn: str,
+        prices: PriceTable,
+        *,
+        tenant: str | None = None,
+        batch: int | None = None,
+        poll_interval: float = 5.0,
+        policy_file: Path | None = None,
+        retry_delay: float = 0.5,
+    ) -> None:
+        settings = load_settings()
+        self.dsn = dsn
+        self.prices = prices
+        self.tenant = tenant
+        self.name = checkpoint_name(tenant)
+        self.batch = batch or settings.worker_batch
+        self.poll_interval = poll_interval
+        self.retry_delay = retry_delay  # first back-off after a failed batch; doubles up to 30 s
+        self.policy_file = policy_file if policy_file is not None else settings.policy_file
+        self.stats = RunStats()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._conn: asyncpg.Connection | None = None
+        self._listen: asyncpg.Connection | None = None
+        self._policies: dict[str, score_policy.Policy] = {}
+        self._fallback_policy: score_policy.Policy | None = None
+        self._state = FoldState()
+        self._baselines = _Baselines({})
+        self._resources = _OpenResources({})
+        self._position = 0
+        self._applied = 0
+        self._last_report = time.monotonic()
+
+    # -- control -------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from run() (signal handlers call this)."""
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self, *, drain: bool = False) -> RunStats:
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._conn is None:
+                        if not await self._start():
+                            break  # stopped while waiting as standby
+                    if await self._step(drain):
+                        break
+                    failures = 0
+                except RunnerError:
+                    raise  # a configuration problem: retrying cannot help
+                except Exception as exc:  # any failure: roll back (the transaction did), reload, retry
+                    failures += 1
+                    log.exception("batch after seq %d failed (attempt %d); reloading state", self._position, failures)
+                    await self._close()  # state is reloaded on the next _start(): never ahead of the database
+                    if drain and failures >= DRAIN_ATTEMPTS:
+                        raise RunnerError(f"giving up after {failures} failed attempts at seq {self._position}: "
+                                          f"{exc}") from exc
+                    await self._sleep(min(30.0, self.retry_delay * 2 ** (failures - 1)))
+        finally:
+            await self._close()
+        self.stats.position = self._position
+        return self.stats
+
+    # -- session -------------------------------------------------------------------------------------------
+
+    async def _start(self) -> bool:
+        conn = await connect(self.dsn)
+        self._conn = conn
+        if not await self._acquire_lock(conn):
+            return False
+        await self._check_mode(conn)
+        self._listen = await connect(self.dsn)
+        await self._listen.add_listener(LOG_CHANNEL, self._on_log)
+        await self._load(conn)
+        return True
+
+    async def _acquire_lock(self, conn: asyncpg.Connection) -> bool:
+        key = f"dd0c-runner:{self.name}"
+        if await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
+            log.info("runner %s active", self.name)
+            return True
+        log.info("another worker holds runner %s; waiting as hot standby", self.name)
+        lock = asyncio.ensure_future(conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        done, _ = await asyncio.wait({lock, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if lock in done:
+            stopped.cancel()
+            lock.result()
+            log.info("runner %s: lock acquired, taking over", self.name)
+            return True
+        lock.cancel()
+        return False
+
+    async def _check_mode(self, conn: asyncpg.Connection) -> None:
+        # An all-tenants runner and a per-tenant runner would fold the same entries twice into the baselines.
+        others = [n for n in await checkpoints.names(conn) if n.startswith(RUNNER_NAME) and n != self.name]
+        clash = [n for n in others if (self.tenant is None) != (n == RUNNER_NAME)]
+        if clash:
+            raise RunnerError(
+                f"checkpoint(s) {', '.join(clash)} exist: all-tenant and per-tenant workers cannot share one "
+                f"database (start the worker {'with' if self.tenant is None else 'without'} --tenant)"
+            )
+
+    async def _load(self, conn: asyncpg.Connection) -> None:
+        """(Re)build the in-memory state from what is committed."""
+        cp = await checkpoints.load(conn, self.name)
+        self._position, self._applied = cp.position, cp.applied
+        self._baselines = _Baselines(await baselines.load(conn, self.tenant))
+        self._resources = _OpenResources(await resources.load_open(conn, self.tenant))
+        self._state = FoldState(baselines=self._baselines, resources=self._resources)
+        self._policies = {}
+        self._fallback_policy = None
+        log.info(
+            "runner %s: loaded %d baselines, %d open resources; resuming after seq %d",
+            self.name, len(self._baselines), len(self._resources), self._position,
+        )
+
+    async def _close(self) -> None:
+        for conn in (self._listen, self._conn):
+            if conn is not None and not conn.is_closed():
+                try:
+                    await conn.close(timeout=5)
+                except (OSError, asyncpg.PostgresError, TimeoutError):
+                    conn.terminate()
+        self._listen = self._conn = None
+
+    def _on_log(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    # -- the loop ------------------------------------------------------------------------------------------
+
+    async def _step(self, drain: bool) -> bool:
+        """One batch; returns True when a drain is done."""
+        assert self._conn is not None
+        self._wake.clear()  # before reading: a NOTIFY arriving after the read still wakes the wait below
+        entries = await read_after(self._conn, self._position, self.batch, tenant=self.tenant)
+        if not entries:
+            if drain:
+                return True
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass  # poll anyway: a lost LISTEN connection must not stall the runner
+            return False
+        await self._fold_and_commit(self._conn, entries)
+        return False
+
+    async def _fold_and_commit(self, conn: asyncpg.Connection, entries: Sequence[LogEntry]) -> None:
+        await self._ensure_policies(conn, {e.tenant for e in entries})
+        out = FoldOutput()
+        anomaly_seqs: list[int] = []
+        rejected: list[tuple[str, str, Rejected]] = []
+        folded = 0
+        for entry in entries:
+            assert entry.seq is not None
+            if entry.seq <= self._applied:
+                continue  # already in the projections: a replayed position changes nothing
+            self._baselines.seq = self._resources.seq = entry.seq
+            n_anomalies, n_rejected = len(out.anomalies), len(out.rejected)
+            fold_entry(self._state, entry, self.prices, self._policy_for, out)
+            anomaly_seqs.extend([entry.seq] * (len(out.anomalies) - n_anomalies))
+            rejected.extend((entry.tenant, "normalize", r) for r in out.rejected[n_rejected:])
+            folded += 1
+        last = entries[-1].seq
+        assert last is not None
+        self._check_tracking()
+        async with conn.transaction():
+            new_events = await cost_events.insert(conn, out.cost_events)
+            await baselines.upsert(conn, list(self._baselines.changed.values()))
+            alerted = await anomalies.insert(conn, list(zip(out.anomalies, anomaly_seqs, strict=True)))
+            await resources.upsert(conn, list(self._resources.changed.values()))
+            await metrics.add(conn, out.metrics)
+            await dead_letters(conn, rejected)
+            await checkpoints.save(conn, self.name, last)
+            for tenant in sorted(set(alerted)):
+                await conn.execute("SELECT pg_notify($1, $2)", FEED_CHANNEL, tenant)
+        # Committed: only now does the in-memory state count as the truth.
+        self._baselines.changed.clear()
+        self._resources.changed.clear()
+        self._state.dirty_baselines.clear()
+        self._state.dirty_resources.clear()
+        self._position = last
+        self._applied = max(self._applied, last)
+        self._count(folded, new_events, len(alerted), len(rejected))
+
+    def _check_tracking(self) -> None:
+        # fold.py names what changed in the dirty sets; the dicts above also saw every write (with its seq). If
+        # fold.py ever wrote the state another way, rows would silently go unwritten: fail loudly instead.
+        if self._baselines.changed.keys() != self._state.dirty_baselines or (
+            self._resources.changed.keys() != self._state.dirty_resources
+        ):
+            raise RunnerError("fold state changed outside item assignment; the runner cannot track what to write")
+
+    def _count(self, folded: int, new_events: int, new_anomalies: int, rejected: int) -> None:
+        s = self.stats
+        s.batches += 1
+        s.entries += folded
+        s.cost_events += new_events
+        s.anomalies += new_anomalies
+        s.rejected += rejected
+        s.position = self._position
+        now = time.monotonic()
+        if now - self._last_report >= 10.0:
+            self._last_report = now
+            log.info(
+                "runner %s at seq %d: %d entries folded, %d cost events, %d anomalies, %d rejected",
+                self.name, s.position, s.entries, s.cost_events, s.anomalies, s.rejected,
+            )
+
+    # -- policies ------------------------------------------------------------------------------------------
+
+    async def _ensure_policies(self, conn: asyncpg.Connection, tenants: Iterable[str]) -> None:
+        missing = sorted(set(tenants) - self._policies.keys())
+        if not missing:
+            return
+        rows = await conn.fetch("SELECT tenant_id, policy FROM tenants WHERE tenant_id = ANY($1::text[])", missing)
+        stored = {r["tenant_id"]: r["policy"] for r in rows}
+        for tenant in missing:
+            data = stored.get(tenant) or {}
+            if data:
+                self._policies[tenant] = score_policy.policy_from_mapping(
+                    data, name=tenant, source=f"tenants.policy of {tenant!r}"
+                )
+            else:
+                self._policies[tenant] = self._default_policy()
+
+    def _default_policy(self) -> score_policy.Policy:
+        if self._fallback_policy is None:
+            if self.policy_file is not None:
+                self._fallback_policy = score_policy.load_policy(Path(self.policy_file))
+            else:
+                self._fallback_policy = score_policy.DEFAULT_POLICY
+        return self._fallback_policy
+
+    def _policy_for(self, tenant: str) -> score_policy.Policy:
+        return self._policies[tenant]
+
+
+async def reset_projections(conn: asyncpg.Connection, tenant: str | None = None) -> None:
+    """Drop what the runner built (all tenants, or one) so that the next run rebuilds it from the log.
+
+    Anomalies get new feed ids on rebuild; everything else comes back identical.
+    """
+    async with conn.transaction():
+        for table in ("cost_events", "baselines", "anomalies", "resources", "fold_metrics"):
+            await conn.execute(f"DELETE FROM {table} WHERE $1::text IS NULL OR tenant_id = $1", tenant)
+        await conn.execute(
+            "DELETE FROM dead_letters WHERE stage = 'normalize' AND ($1::text IS NULL OR tenant_id = $1)", tenant
+        )
+        await conn.execute("DELETE FROM checkpoints WHERE runner = $1", checkpoint_name(tenant))
