@@ -1,0 +1,281 @@
+"""The live anomaly feed: one Postgres LISTEN per API process, fanned out to websocket clients per tenant.
+
+Flow: the worker commits anomaly rows and `pg_notify('dd0c_feed', tenant)` in one transaction, so the
+notification arrives only after the rows are visible. The hub reads rows with feed_id above its last one for
+that tenant and offers each message to every live subscriber of the tenant.
+
+Nobody can slow anyone else down:
+* each subscriber has its own bounded queue and its own sender task; `publish` only ever `put_nowait`s, it
+  never awaits a client;
+* a subscriber whose queue is full is dropped (close code 1013, `ws_slow_client_disconnects`) - it can
+  reconnect with `after=<last feed_id>` and catch up from the table;
+* catch-up (resume) reads the table inside the subscriber's own sender task, not through the queue.
+
+Every replica listens to Postgres itself, so fan-out across API replicas needs no extra broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from projections import queries
+from projections.db import connect
+from schemas.codec import dumps
+
+log = logging.getLogger("dd0c.api.feed")
+
+CHANNEL = "dd0c_feed"  # NOTIFY payload: the tenant that has new anomalies
+
+SendText = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class FeedMetrics:
+    slow_disconnects: int = 0
+    messages_sent: int = 0
+
+
+class Subscriber:
+    """One websocket client: where it is in the feed and what is waiting to be sent to it."""
+
+    def __init__(self, tenant: str, position: int, queue_max: int) -> None:
+        self.tenant = tenant
+        self.position = position  # the last feed_id sent to this client
+        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=queue_max)
+        self.live = False  # False while it catches up from the table: publish skips it
+        self.caught_up = False  # True once it sends from its queue only
+        self.close_code: int | None = None  # set when the hub drops it
+        self.dropped = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<Subscriber {self.tenant} at {self.position} queued={self.queue.qsize()}>"
+
+
+def encode(feed_id: int, anomaly: Any) -> str:
+    """The wire message; serialised once per anomaly, whatever the number of clients."""
+    return dumps({"type": "anomaly", "feed_id": feed_id, "anomaly": anomaly})
+
+
+class FeedHub:
+    """Registry of subscribers per tenant, the LISTEN connection and the fan-out."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        *,
+        queue_max: int = 100,
+        poll_interval: float = 5.0,
+        page_size: int = 200,
+    ) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._queue_max = queue_max
+        self._poll_interval = poll_interval  # also re-reads watched tenants, in case a notification was missed
+        self._page = page_size
+        self._subs: dict[str, set[Subscriber]] = {}
+        self._last: dict[str, int] = {}  # per watched tenant: the highest feed_id already published
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listening = False
+        self.metrics = FeedMetrics()
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen_forever(), name="dd0c-feed-listen"),
+            asyncio.create_task(self._drain_forever(), name="dd0c-feed-drain"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(_report_crash)
+
+    async def stop(self) -> None:
+        await cancel_and_reap(*self._tasks)
+        self._tasks = []
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                self._drop(sub, 1012)  # service restart: reconnect with after=<last feed_id>
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def subscribers(self, tenant: str) -> list[Subscriber]:
+        return list(self._subs.get(tenant, ()))
+
+    def subscriber_count(self, tenant: str | None = None) -> int:
+        if tenant is not None:
+            return len(self._subs.get(tenant, ()))
+        return sum(len(s) for s in self._subs.values())
+
+    # ------------------------------------------------------------------------------------------ registry
+
+    def _lock(self, tenant: str) -> asyncio.Lock:
+        return self._locks.setdefault(tenant, asyncio.Lock())
+
+    async def subscribe(self, tenant: str, after: int | None) -> Subscriber:
+        """Register a client that has seen everything up to `after` (None: only what comes next).
+
+        It starts not live; `stream` catches it up from the table and then switches it to the queue.
+        """
+        async with self._lock(tenant):  # not while a drain for this tenant is half way
+            if tenant not in self._last:
+                # First watcher of this tenant: the hub publishes from here on. Rows at or below it are committed
+                # already, so the subscriber's own catch-up will read them.
+                self._last[tenant] = await queries.max_feed_id(self._pool, tenant)
+            position = self._last[tenant] if after is None else after
+            sub = Subscriber(tenant, position, self._queue_max)
+            self._subs.setdefault(tenant, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        subs = self._subs.get(sub.tenant)
+        if subs is None or sub not in subs:
+            return
+        subs.discard(sub)
+        if not subs:
+            # Nobody watches this tenant: stop tracking it; the next subscriber re-reads where the feed ends.
+            del self._subs[sub.tenant]
+            self._last.pop(sub.tenant, None)
+            self._dirty.discard(sub.tenant)
+
+    def _drop(self, sub: Subscriber, code: int) -> None:
+        self.unsubscribe(sub)
+        sub.close_code = code
+        sub.dropped.set()
+
+    # ------------------------------------------------------------------------------------------ fan-out
+
+    def publish(self, tenant: str, feed_id: int, anomaly: Any) -> int:
+        """Offer one anomaly to every live subscriber of the tenant. Never awaits; returns how many took it."""
+        text = encode(feed_id, anomaly)
+        delivered = 0
+        for sub in list(self._subs.get(tenant, ())):
+            if not sub.live:
+                continue
+            try:
+                sub.queue.put_nowait((feed_id, text))
+                delivered += 1
+            except asyncio.QueueFull:
+                self.metrics.slow_disconnects += 1
+                log.warning(
+                    "feed: dropping slow client of tenant %s (queued=%d, last sent feed_id=%d)",
+                    tenant,
+                    sub.queue.qsize(),
+                    sub.position,
+                )
+                self._drop(sub, 1013)
+        return delivered
+
+    async def stream(self, sub: Subscriber, send: SendText) -> None:
+        """The subscriber's sender task: catch up from the table, go live, then send from its queue forever."""
+        await self._send_stored(sub, send)
+        sub.live = True
+        # Rows committed while catching up: read them once more now that publish also queues for us. Anything
+        # the hub publishes from here on is either read here too (and skipped below) or only queued.
+        await self._send_stored(sub, send)
+        sub.caught_up = True
+        while True:
+            feed_id, text = await sub.queue.get()
+            if feed_id <= sub.position:
+                continue
+            await send(text)
+            sub.position = feed_id
+            self.metrics.messages_sent += 1
+
+    async def _send_stored(self, sub: Subscriber, send: SendText) -> None:
+        while True:
+            rows = await queries.anomalies_after(self._pool, sub.tenant, sub.position, self._page)
+            for feed_id, anomaly in rows:
+                await send(encode(feed_id, anomaly))
+                sub.position = feed_id
+                self.metrics.messages_sent += 1
+            if len(rows) < self._page:
+                return
+
+    # ------------------------------------------------------------------------------------------ Postgres side
+
+    def notify(self, tenant: str) -> None:
+        """New anomalies were committed for `tenant` (ignored unless someone watches it)."""
+        if tenant in self._subs:
+            self._dirty.add(tenant)
+            self._wake.set()
+
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.notify(payload)
+
+    async def _drain_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+            except TimeoutError:
+                self._dirty.update(self._subs)  # safety net for a notification lost with a dropped connection
+            self._wake.clear()
+            dirty, self._dirty = self._dirty, set()
+            for tenant in sorted(dirty):
+                try:
+                    await self._drain(tenant)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("feed: cannot read new anomalies of tenant %s: %s", tenant, exc)
+                    self._dirty.add(tenant)  # retried at the next poll, not in a tight loop
+
+    async def _drain(self, tenant: str) -> None:
+        async with self._lock(tenant):
+            while tenant in self._subs:
+                rows = await queries.anomalies_after(self._pool, tenant, self._last[tenant], self._page)
+                for feed_id, anomaly in rows:
+                    self.publish(tenant, feed_id, anomaly)
+                    if tenant not in self._last:
+                        return  # its last subscriber was just dropped
+                    self._last[tenant] = feed_id
+                if len(rows) < self._page:
+                    return
+                await asyncio.sleep(0)  # let the sender tasks empty their queues before the next page
+
+    async def _listen_forever(self) -> None:
+        backoff = 0.5
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await connect(self._dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, self._on_notification)
+                self._listening = True
+                backoff = 0.5
+                log.info("feed: listening on %s", CHANNEL)
+                # Whatever was committed while not listening: re-read every watched tenant once.
+                self._dirty.update(self._subs)
+                self._wake.set()
+                await lost.wait()
+                log.warning("feed: LISTEN connection lost; reconnecting")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("feed: cannot LISTEN on %s: %s; retrying in %.1fs", CHANNEL, exc, backoff)
+            finally:
+                self._listening = False
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()  # synchronous: safe even while being cancelled
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    # Both loops handle every expected failure themselves; ending any other way is a bug that stops the feed.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("feed: %s stopped", task.get_name(), exc_info=task.exception())
+
+
+async def cancel_and_reap(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel tasks and wait for them; their outcomes stay on the task objects for the caller to inspect."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

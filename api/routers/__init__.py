@@ -1,0 +1,1 @@
+"""One router per read model (plus auth, health and the live feed)."""
