@@ -58,6 +58,7 @@ class FileReport:
         self.logged += result.logged
         self.duplicate += result.duplicate
         self.read_only_counted += result.read_only_counted
+        self.rejected += len(result.rejected)
 
     def as_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = to_jsonable(
@@ -220,7 +221,11 @@ async def ingest_file(
             chunks += 1
             entries.sort(key=lambda e: (e.event_time, e.event_id))
             for start in range(0, len(entries), batch_size):
-                report.add(await append(conn, entries[start : start + batch_size], keep_read_only=keep_read_only))
+                result = await append(conn, entries[start : start + batch_size], keep_read_only=keep_read_only)
+                report.add(result)
+                for bad in result.rejected:  # readable, but not storable (e.g. invalid Unicode): same path as above
+                    say(f"dd0c-cost ingest: rejected {bad.describe()}")
+                    await dead_letter(conn, tenant, READ_STAGE, bad)
             entries.clear()
 
         for item in cloudtrail.read_path(path, source):

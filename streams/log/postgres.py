@@ -11,6 +11,7 @@ whatever the batch size, which is what lets ingest keep up with gunzip + JSON pa
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import asyncpg
 
 from ops.settings import load_settings
 from projections.rows import dumps_json
+from schemas.codec import NotJsonSafe
 from schemas.events import LogEntry, LogKind, Rejected
 
 log = logging.getLogger("dd0c.log")
@@ -61,12 +63,14 @@ class AppendResult:
     logged: int = 0  # new rows in the log
     duplicate: int = 0  # already in the log (same tenant, account, eventID): dropped
     read_only_counted: int = 0  # read-only events counted per account and day instead of stored
+    rejected: tuple[Rejected, ...] = ()  # entries Postgres could not hold (see _encode); the rest were appended
 
     def __add__(self, other: AppendResult) -> AppendResult:
         return AppendResult(
             self.logged + other.logged,
             self.duplicate + other.duplicate,
             self.read_only_counted + other.read_only_counted,
+            self.rejected + other.rejected,
         )
 
 
@@ -82,13 +86,18 @@ async def append(
         return AppendResult()
     if keep_read_only is None:
         keep_read_only = load_settings().keep_read_only
-    stored: list[LogEntry] = []
+    stored: list[tuple[LogEntry, str]] = []
+    rejected: list[Rejected] = []
     read_only: Counter[tuple[str, str, object]] = Counter()
     for entry in entries:
         if entry.read_only and not keep_read_only:
             read_only[(entry.tenant, entry.account_id, entry.event_time.astimezone(UTC).date())] += 1
+            continue
+        encoded = _encode(entry)
+        if isinstance(encoded, Rejected):
+            rejected.append(encoded)
         else:
-            stored.append(entry)
+            stored.append((entry, encoded))
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK_KEY)
         logged = await _insert(conn, stored) if stored else 0
@@ -102,14 +111,42 @@ async def append(
                 [read_only[k] for k in keys],
             )
         if logged:
-            for tenant in sorted({e.tenant for e in stored}):
+            for tenant in sorted({e.tenant for e, _ in stored}):
                 await conn.execute("SELECT pg_notify($1, $2)", LOG_CHANNEL, tenant)
-    return AppendResult(logged=logged, duplicate=len(stored) - logged, read_only_counted=sum(read_only.values()))
+    return AppendResult(
+        logged=logged,
+        duplicate=len(stored) - logged,
+        read_only_counted=sum(read_only.values()),
+        rejected=tuple(rejected),
+    )
 
 
-async def _insert(conn: asyncpg.Connection, entries: Sequence[LogEntry]) -> int:
+# A JSON \u0000 escape that is not itself escaped (an even run of backslashes before it): Postgres JSONB and
+# text cannot hold NUL, and one such record would otherwise fail the whole batch's INSERT.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _encode(entry: LogEntry) -> str | Rejected:
+    """The record as JSON text Postgres will accept, or why not (a value, so the good entries still go in)."""
+    try:
+        text = dumps_json(entry.record)  # = schemas.codec.dumps: refuses NaN/Infinity before the query is sent
+    except (NotJsonSafe, TypeError, ValueError) as exc:  # orjson: lone UTF-16 surrogates are not valid text
+        reason = f"record {entry.event_id!r} cannot be stored as JSON: {exc}"
+        return Rejected(reason, _raw(entry), entry.source, entry.event_id)
+    nul = "\x00" in "".join((entry.account_id, entry.event_id, entry.event_source, entry.event_name, entry.region))
+    if nul or ("\\u0000" in text and _NUL_ESCAPE.search(text)):
+        reason = f"record {entry.event_id!r} contains a NUL character, which Postgres cannot store"
+        return Rejected(reason, text.encode("utf-8", "replace")[:65536], entry.source, entry.event_id)
+    return text
+
+
+def _raw(entry: LogEntry) -> bytes:
+    return repr(entry.record).encode("utf-8", "backslashreplace")[:65536]
+
+
+async def _insert(conn: asyncpg.Connection, entries: Sequence[tuple[LogEntry, str]]) -> int:
     columns: tuple[list[object], ...] = tuple([] for _ in range(13))
-    for e in entries:
+    for e, record in entries:
         for column, value in zip(
             columns,
             (
@@ -125,7 +162,7 @@ async def _insert(conn: asyncpg.Connection, entries: Sequence[LogEntry]) -> int:
                 e.read_only,
                 e.source,
                 e.version,
-                dumps_json(e.record),  # = schemas.codec.dumps: refuses NaN/Infinity before the query is sent
+                record,
             ),
             strict=True,
         ):
