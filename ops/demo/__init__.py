@@ -1,0 +1,1 @@
+"""`dd0c-cost demo`: a realistic CloudTrail history (generate), and the first-run orchestration (orchestrate)."""

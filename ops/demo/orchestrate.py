@@ -1,0 +1,394 @@
+"""The first run, end to end: database, migrations, history, fold, a user, then the worker and the API.
+
+Nothing has to be configured. Without DATABASE_URL an embedded PostgreSQL (the pgserver wheel) starts under the
+data dir and keeps running after the demo (the next command attaches to it; `dd0c-cost demo --stop` ends it).
+The process runs with DD0C_MODE=demo, so the built-in JWT secret is accepted - never do that in production.
+
+What gets ingested:
+* the shipped corpus of real public CloudTrail files (ops/corpus/cloudtrail). Some of its files are broken on
+  purpose (truncated JSON, wrong field types, digests): they are rejected with their reasons and the demo
+  goes on - that is what a real bucket looks like;
+* a generated four-account history ending now (ops/demo/generate.py), written once under the data dir and
+  reused afterwards, ingested in delivery order so baselines learn it as it happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from ops.demo.generate import GENERATOR_VERSION, Params, delivery_files, generate, read_manifest
+from ops.settings import Settings, load_settings
+from schemas.events import Dd0cError
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "cloudtrail"
+DEMO_USER = "demo"
+LOGIN_FILE = "demo-login.json"  # under the data dir: the generated demo password, so a re-run can print it again
+HISTORY_DIR = "history"
+# About 20 s of generate + ingest + fold on two busy cores (well inside the minute the demo may take); the
+# baselines do not need more: the cost-relevant calls are the same whatever the volume of read-only ones.
+DEMO_RECORDS = 300_000
+
+
+class DemoError(Dd0cError):
+    """The demo cannot go on (a step failed); the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    api: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    records: int = DEMO_RECORDS
+    days: int = 21
+    accounts: int = 4
+    seed: int = 7
+    corpus: bool = True
+
+
+@dataclass
+class Prepared:
+    url: str
+    embedded: bool
+    password: str
+    manifest: dict[str, Any]
+    top: list[dict[str, Any]]
+    burning: tuple[int, float]  # running resources, $/h
+
+
+def _say(out: TextIO, text: str = "") -> None:
+    print(text, file=out, flush=True)
+
+
+def _redact(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}" if ":" in creds else url
+
+
+def _cli(*args: str) -> list[str]:
+    """A dd0c-cost sub-command run with this interpreter (works without the console script on PATH)."""
+    return [sys.executable, "-m", "ops", *args]
+
+
+# --- the steps ----------------------------------------------------------------------------------------------
+
+
+def database(settings: Settings, out: TextIO) -> tuple[str, bool]:
+    if settings.database_url:
+        _say(out, f"database: {_redact(settings.database_url)} (DATABASE_URL)")
+        return settings.database_url, False
+    from ops.embedded import embedded_database_url
+
+    _say(out, f"database: starting the embedded PostgreSQL under {settings.data_dir / 'pgdata'} ...")
+    url = embedded_database_url(settings.data_dir)
+    if url is None:  # only with start=False
+        raise DemoError("the embedded PostgreSQL did not start")
+    return url, True
+
+
+async def _ingest(url: str, paths: Sequence[Path], tenant: str, out: TextIO, *, label: str) -> Any:
+    from ops.ingest import ingest
+    from projections.db import connect
+
+    err = io.StringIO()
+    began = time.perf_counter()
+    conn = await connect(url)
+    try:
+        report = await ingest(conn, list(paths), tenant=tenant, progress=None, err=err)
+    finally:
+        await conn.close()
+    total = report.total()
+    fresh = sum(1 for f in report.files if f.status == "ingested")
+    _say(out, f"{label}: {len(report.files)} files ({fresh} new), {total.read:,} records read, "
+              f"{total.logged:,} logged, {total.read_only_counted:,} read-only counted, "
+              f"{total.rejected} rejected  [{time.perf_counter() - began:.1f}s]")
+    return report, err.getvalue()
+
+
+def _show_rejections(report: Any, messages: str, out: TextIO, limit: int = 12) -> None:
+    """One line per file that had rejections: how many, and the first reason (the full list is in dead_letters)."""
+    if not report.rejected:
+        return
+    _say(out, "  expected: the shipped corpus keeps real broken files (see ops/corpus/cloudtrail/SOURCES.md); "
+              "their bad records are rejected with a reason and kept in dead_letters:")
+    by_file: dict[str, list[str]] = {}
+    for line in messages.splitlines():
+        text = line.removeprefix("dd0c-cost ingest: rejected ").strip()
+        if not text:
+            continue
+        where, _, reason = text.partition(": ")
+        path = where.split("#", 1)[0]
+        by_file.setdefault(path, []).append(reason)
+    root = str(CORPUS) + os.sep
+    for path, reasons in list(by_file.items())[:limit]:
+        first = reasons[0] if len(reasons[0]) <= 80 else reasons[0][:77] + "..."
+        _say(out, f"    {path.removeprefix(root)}: {len(reasons)} rejected ({first})")
+    if len(by_file) > limit:
+        _say(out, f"    ... and {len(by_file) - limit} more files")
+
+
+def history(data_dir: Path, opts: DemoOptions, out: TextIO) -> tuple[Path, dict[str, Any]]:
+    """The generated history under the data dir: generated (ending now) only when missing or different."""
+    where = data_dir / HISTORY_DIR
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    wanted = Params(days=opts.days, accounts=opts.accounts, records=opts.records, seed=opts.seed, end=now)
+    found = read_manifest(where)
+    if found and found.get("complete") and found.get("generator_version") == GENERATOR_VERSION:
+        same = {k: v for k, v in found["params"].items() if k != "end"}
+        if same == {k: v for k, v in wanted.to_json().items() if k != "end"}:
+            _say(out, f"history: reusing {where} ({found['records']:,} records ending {found['params']['end']})")
+            return where, found
+    _say(out, f"history: generating {opts.records:,} records, {opts.days} days x {opts.accounts} accounts "
+              f"under {where} ...")
+    report = generate(where, wanted)
+    _say(out, f"history: {report.files:,} files in {report.seconds:.1f}s")
+    return where, report.manifest()
+
+
+def drain(url: str, env: dict[str, str], out: TextIO) -> None:
+    began = time.perf_counter()
+    done = subprocess.run(_cli("worker", "--drain"), env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DemoError(f"`dd0c-cost worker --drain` failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    summary = [ln for ln in done.stderr.splitlines() if "worker stopped" in ln]
+    tail = summary[-1].split(": ", 1)[-1] if summary else "done"
+    _say(out, f"fold: {tail}  [{time.perf_counter() - began:.1f}s]")
+
+
+def demo_user(data_dir: Path, env: dict[str, str]) -> str:
+    """Create (or reset) the `demo` user; its random password is kept under the data dir and printed each run."""
+    login = data_dir / LOGIN_FILE
+    try:
+        password = json.loads(login.read_text(encoding="utf-8"))["password"]
+    except (OSError, ValueError, KeyError):
+        password = secrets.token_urlsafe(12)
+        login.parent.mkdir(parents=True, exist_ok=True)
+        login.write_text(json.dumps({"username": DEMO_USER, "password": password}) + "\n", encoding="utf-8")
+        login.chmod(0o600)
+    # --replace: idempotent, and re-running the demo always leaves the password that is printed
+    add = subprocess.run(_cli("users", "add", DEMO_USER, "--password-stdin", "--replace"), input=password + "\n",
+                         env=env, capture_output=True, text=True)
+    if add.returncode != 0:
+        raise DemoError(f"`dd0c-cost users add {DEMO_USER}` failed:\n{(add.stdout + add.stderr)[-2000:]}")
+    return password
+
+
+async def top_anomalies(url: str, tenant: str, limit: int = 10) -> tuple[list[dict[str, Any]], tuple[int, float]]:
+    from projections.db import connect
+
+    conn = await connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT data FROM anomalies WHERE tenant_id = $1"
+            " ORDER BY severity_rank DESC, hourly_cost DESC NULLS LAST, event_time DESC LIMIT $2",
+            tenant, limit,
+        )
+        running = await conn.fetchrow(
+            "SELECT count(*) AS n, coalesce(sum(hourly_cost), 0) AS cost FROM resources"
+            " WHERE tenant_id = $1 AND state = 'running'", tenant,
+        )
+    finally:
+        await conn.close()
+    return [r["data"] for r in rows], (int(running["n"]), float(running["cost"]))
+
+
+def format_top(top: list[dict[str, Any]], names: dict[str, str]) -> str:
+    if not top:
+        return "  (no anomalies)"
+    head = ("account", "severity", "resource", "$/h", "why")
+    rows = []
+    for a in top:
+        account = names.get(a["account_id"], "") or a["account_id"]
+        resource = a["resource_type"] + (f" {a['instance_type']}" if a.get("instance_type") else "")
+        resource += f" ({a['region']})"
+        cost = "unpriced" if a.get("hourly_cost") is None else f"{a['hourly_cost']:,.2f}"
+        why = "; ".join(r["text"] for r in a.get("reasons", []))
+        rows.append((account, a["severity"], resource, cost, why if len(why) <= 90 else why[:87] + "..."))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head[:4])]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  " + "  ".join([cells[0].ljust(widths[0]), cells[1].ljust(widths[1]), cells[2].ljust(widths[2]),
+                                 cells[3].rjust(widths[3]), cells[4]])
+
+    return "\n".join([line(head), *(line(r) for r in rows)])
+
+
+def _quiet() -> None:
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # its INFO lines drown the demo's own output
+    # pgserver (as root) opens the data dir to its own OS user, and platformdirs then warns about it: harmless
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+
+
+def prepare(opts: DemoOptions, out: TextIO) -> Prepared:
+    """Everything before the long-running processes: database, migrations, ingest, fold, user, summary."""
+    os.environ["DD0C_MODE"] = "demo"
+    _quiet()
+    settings = load_settings()
+    data_dir = settings.data_dir
+    # 0700: it holds the database and the demo password (and pgserver wants a private runtime dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url, embedded = database(settings, out)
+    env = {**os.environ, "DATABASE_URL": url, "DD0C_MODE": "demo"}
+
+    from ops.migrate import migrate
+
+    applied = asyncio.run(migrate(url))
+    _say(out, f"migrate: {len(applied)} migration(s) applied" if applied else "migrate: up to date")
+
+    if opts.corpus:
+        report, messages = asyncio.run(_ingest(url, [CORPUS], settings.tenant, out, label="corpus"))
+        _show_rejections(report, messages, out)
+    where, manifest = history(data_dir, opts, out)
+    report, messages = asyncio.run(_ingest(url, delivery_files(where), settings.tenant, out, label="history"))
+    if report.rejected:  # our own files must all read; a rejection here is a bug somewhere
+        _say(out, f"warning: {report.rejected} generated records were rejected:")
+        _show_rejections(report, messages, out)
+    drain(url, env, out)
+    password = demo_user(data_dir, env)
+    top, burning = asyncio.run(top_anomalies(url, settings.tenant))
+    return Prepared(url, embedded, password, manifest, top, burning)
+
+
+def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
+    names = {a["account_id"]: a["name"] for a in p.manifest.get("accounts", [])}
+    base = f"http://{opts.host}:{opts.port}"
+    _say(out)
+    _say(out, "Top anomalies:")
+    _say(out, format_top(p.top, names))
+    _say(out, f"Running now: {p.burning[0]} resources burning ${p.burning[1]:,.2f}/h")
+    _say(out)
+    _say(out, f"Login:   {DEMO_USER} / {p.password}   (kept in {load_settings().data_dir / LOGIN_FILE})")
+    if not opts.api:
+        _say(out, "API not started (--no-api). Start them with `DD0C_MODE=demo dd0c-cost api` and "
+                  "`dd0c-cost worker` (or run `dd0c-cost demo` again without --no-api).")
+        return
+    _say(out, f"API:     {base}/docs")
+    login = (f"curl -s -X POST {base}/v1/auth/login -H 'content-type: application/json' "
+             f"-d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{p.password}\"}}'")
+    pick = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
+    _say(out, f"Token:   TOKEN=$({login} | {pick})")
+    _say(out, f"List:    curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/v1/anomalies?severity=high&limit=5'")
+    ws = f"ws://{opts.host}:{opts.port}/v1/feed?token=$TOKEN&after=0"
+    _say(out, f"Feed:    websocat \"{ws}\"")
+    _say(out, f"   or:   {sys.executable} -m websockets \"{ws}\"")
+    _say(out)
+    _say(out, "Worker and API are running; Ctrl-C stops them (the database keeps running: `dd0c-cost demo --stop`).")
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], stopping: list[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stopping:
+        if proc.poll() is not None:
+            if stopping:
+                return
+            raise DemoError(f"the API exited with status {proc.returncode} before it answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    if not stopping:
+        raise DemoError(f"the API did not answer {url} within {timeout:.0f}s")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve(p: Prepared, opts: DemoOptions, out: TextIO) -> int:
+    """Worker (following the log) and API as child processes until Ctrl-C / SIGTERM or one of them exits."""
+    env = {**os.environ, "DATABASE_URL": p.url, "DD0C_MODE": "demo"}
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.append(signal.Signals(signum).name)
+
+    # Our own handlers, not KeyboardInterrupt: they also work when the shell started us with SIGINT ignored, and
+    # the flag is set before the children (which get the same Ctrl-C) can exit and look like a crash.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        procs.append(("worker", subprocess.Popen(_cli("worker"), env=env)))
+        api = subprocess.Popen(_cli("api", "--host", opts.host, "--port", str(opts.port)), env=env)
+        procs.append(("api", api))
+        _wait_http(f"http://{opts.host}:{opts.port}/docs", api, stopping)
+        if not stopping:
+            print_summary(p, opts, out)
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    _say(out, f"{name} exited with status {proc.returncode}; stopping the demo")
+                    return 1
+            time.sleep(0.3)
+        _say(out, f"\n{stopping[0]}: stopping worker and API ...")
+        return 0
+    finally:
+        _stop(procs)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    for _, proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for _, proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run(opts: DemoOptions, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    if opts.api and not _port_free(opts.host, opts.port):  # say so now, not after the whole ingest
+        raise DemoError(f"{opts.host}:{opts.port} is already in use (another demo?); choose a port with --port "
+                        f"or stop the other server")
+    began = time.perf_counter()
+    prepared = prepare(opts, out)
+    _say(out, f"ready in {time.perf_counter() - began:.0f}s")
+    if not opts.api:
+        print_summary(prepared, opts, out)
+        return 0
+    return serve(prepared, opts, out)
+
+
+def stop(out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    from ops.embedded import stop_embedded
+
+    _quiet()
+    data_dir = load_settings().data_dir
+    if stop_embedded(data_dir):
+        _say(out, f"stopped the embedded PostgreSQL under {data_dir / 'pgdata'}")
+    else:
+        _say(out, f"no embedded PostgreSQL is running under {data_dir / 'pgdata'}")
+    return 0
