@@ -13,6 +13,7 @@ from schemas.events import Anomaly, Baseline, CostEvent, LogEntry, LogKind, Reje
 from streams.ledger import pure as ledger
 from streams.normalize.pure import normalize, observations
 from streams.prices.table import PriceTable
+from streams.score.baseline import AccountHistory, account_history, fold_account
 from streams.score.policy import Policy
 from streams.score.pure import score
 
@@ -32,6 +33,16 @@ class FoldState:
     resources: dict[ResourceKey, Resource] = field(default_factory=dict)
     dirty_baselines: set[BaselineKey] = field(default_factory=set)
     dirty_resources: set[ResourceKey] = field(default_factory=set)
+    # Derived from `baselines` on first use, then kept current; never stored (see AccountHistory).
+    accounts: dict[tuple[str, str], AccountHistory] = field(default_factory=dict)
+
+    def account(self, tenant: str, account_id: str) -> AccountHistory:
+        key = (tenant, account_id)
+        found = self.accounts.get(key)
+        if found is None:
+            mine = (b for (t, a, _), b in self.baselines.items() if (t, a) == key)
+            found = self.accounts[key] = account_history(mine)
+        return found
 
 
 @dataclass
@@ -60,8 +71,10 @@ def fold_entry(
     policy = policy_for(entry.tenant)
     for event in events:
         key = (event.tenant, event.account_id, event.resource_type)
-        baseline, anomaly = score(state.baselines.get(key), event, policy)
+        history = state.account(event.tenant, event.account_id)
+        baseline, anomaly = score(state.baselines.get(key), event, policy, history)
         state.baselines[key] = baseline
+        state.accounts[(event.tenant, event.account_id)] = fold_account(history, event)
         state.dirty_baselines.add(key)
         if anomaly is not None:
             out.anomalies.append(anomaly)

@@ -13,6 +13,7 @@ from schemas.events import Anomaly, Baseline, CostEvent, Reason, Severity
 from streams.score import baseline as baselines
 from streams.score import severity as sev
 from streams.score import welford
+from streams.score.baseline import AccountHistory
 from streams.score.novelty import novelty
 from streams.score.policy import Policy
 from streams.score.text import usd, what, z_text
@@ -28,8 +29,14 @@ def anomaly_id(tenant: str, account_id: str, event_id: str, ordinal: int, resour
     return str(uuid.uuid5(ANOMALY_NAMESPACE, name))
 
 
-def score(baseline: Baseline | None, event: CostEvent, policy: Policy) -> tuple[Baseline, Anomaly | None]:
-    """(baseline with the event folded in, the anomaly it raised or None)."""
+def score(
+    baseline: Baseline | None, event: CostEvent, policy: Policy, account: AccountHistory | None = None
+) -> tuple[Baseline, Anomaly | None]:
+    """(baseline with the event folded in, the anomaly it raised or None).
+
+    `account` is the account's history before this event (all resource types); the learning window uses it
+    when given, else the baseline's own history.
+    """
     cost = event.hourly_cost
     if cost is not None and not (math.isfinite(cost) and cost >= 0):
         # normalize prices are finite or None; anything else is a bug, and must not reach the statistics
@@ -38,7 +45,7 @@ def score(baseline: Baseline | None, event: CostEvent, policy: Policy) -> tuple[
     if baseline is not None and (baseline.tenant, baseline.account_id, baseline.resource_type) != key:
         raise ScoreError(f"event {event.event_id}#{event.ordinal} for {key} scored against the baseline of another key")
     stats = baseline.stats if baseline is not None else welford.EMPTY
-    learning = baselines.is_learning(baseline, event, policy)
+    learning = baselines.is_learning(baseline, event, policy, account)
 
     reasons: list[Reason] = []
     zs = zscore(stats, event.hourly_cost, policy)
