@@ -3,7 +3,9 @@
 What is read, and what happens to a wrong type (everything else in the record is kept exactly as received —
 the log is the truth):
 
-* `eventID` — required, a non-empty string. Anything else is Rejected (a number could be coerced, but an id that
+* `eventID` — a non-empty string. Absent or null (AWS's own documentation examples and test fixtures trim it):
+  the id is derived from the record's content, `sha256:<hex>` of its canonical JSON, so a re-delivery of the
+  same record still deduplicates. Any other type, or "", is Rejected (a number could be coerced, but an id that
   is not a string means the record was rewritten by something we cannot trust to have kept it intact).
 * account — `recipientAccountId`, else `userIdentity.accountId` (case R04: a service principal often has no
   accountId, the recipient always does). A string is kept as given, whatever its length (some corpora use 10, 11
@@ -27,12 +29,15 @@ the log is the truth):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+import orjson
 
 from schemas.cloudtrail.envelope import is_insight
 from schemas.cloudtrail.items import S3_NOTIFICATION, RawRecord, Skipped
@@ -138,6 +143,12 @@ def _as_bool(value: object) -> bool | None:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     return None
+
+
+def _content_id(record: Mapping[str, Any]) -> str:
+    """A stable id for a record that has none: equal content, equal id, whatever the key order."""
+    canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str)
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 def _text(record: Mapping[str, Any], key: str, label: str | None = None) -> str:
@@ -248,7 +259,7 @@ def to_log_entry(raw: RawRecord, *, tenant: str, ingested_at: datetime, source: 
 
 def _entry(record: dict[str, Any], locator: str, *, tenant: str, ingested_at: datetime, source: str) -> LogEntry:
     record = _normalised(record)
-    event_id = _text(record, "eventID")
+    event_id = _text(record, "eventID") if record.get("eventID") is not None else _content_id(record)
     account = _account(record.get("recipientAccountId"), "recipientAccountId")
     if account is None:
         identity = record.get("userIdentity")

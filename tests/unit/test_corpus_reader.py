@@ -44,29 +44,32 @@ EXPECTED = {
     "invictus-ir_aws_dataset": Expect(files=55, read=2900, entries=2900, read_only=2326),
     # SOURCES.md: 35 files, 310 records (bare arrays).
     "stratus-red-team_detonation-logs": Expect(files=35, read=310, entries=310, read_only=261),
-    # SOURCES.md: 464 records. 65 hand-made test logs cannot enter the log: 54 have no eventID, 8 no account,
-    # 2 no eventTime, 1 eventTime "redacted". read_only counts one readOnly "True" (capitalised) as true.
-    "panther-analysis_rule-tests": Expect(files=1, read=464, entries=399, read_only=71, entry_rejected=65),
+    # SOURCES.md: 464 records. 31 hand-made test logs cannot enter the log: 8 have no account, the rest no usable
+    # eventTime (missing, or "redacted"). Records without an eventID get a content-derived id (34 of them enter
+    # the log that way). read_only counts one readOnly "True" (capitalised) as true.
+    "panther-analysis_rule-tests": Expect(files=1, read=464, entries=433, read_only=90, entry_rejected=31),
     # SOURCES.md: 94 files, 95 records — its 95 includes the 5 "EC2 Instance State-change Notification"
     # EventBridge events (ec2/cloudtrail/state_*.json), skipped here. 94 files = 88 one-record files + 5 state
     # changes + real_gz/get_object_xxx.gz (2 EventBridge records concatenated): 88 + 2 = 90 records.
     "stackstate_aws-topology": Expect(files=94, read=90, entries=90, read_only=0, skipped={"non_cloudtrail": 5}),
-    # SOURCES.md: 24 records. event-cloud-trail-bedrock-create-customization-jobs.json has no eventID.
+    # SOURCES.md: 24 records. event-cloud-trail-bedrock-create-customization-jobs.json has no eventTime.
     "cloud-custodian_cwe": Expect(files=24, read=24, entries=23, read_only=0, entry_rejected=1),
     # SOURCES.md: 44 records, each a pretty-printed record inside a "_raw" string.
     "criblpacks_aws-cloudtrail-logs": Expect(files=1, read=44, entries=44, read_only=6),
     # SOURCES.md: 27 records — its 27 includes the 2 digest files, skipped here. Of the 25 records, 5 are Insight
-    # events (3 in the Records file, 2 in lookup-events output) and 6 documentation examples have no eventID.
+    # events (3 in the Records file, 2 in lookup-events output); 6 documentation examples have no eventID (they get a
+    # content-derived id) and one of those has no eventTime either (Rejected).
     "awsdocs_cloudtrail-user-guide": Expect(
-        files=3, read=25, entries=19, read_only=0, entry_rejected=6, skipped={"digest": 2}, insight=5
+        files=3, read=25, entries=24, read_only=0, entry_rejected=1, skipped={"digest": 2}, insight=5
     ),
     # SOURCES.md: 43 records — its 43 counts SQSMessageBody (skipped here: it only names S3 keys) and
     # SQSMessageBodyWrongFormat (Rejected: no Message), and 0 for SerializerTestFileBadJsonFormat.json, whose
     # second record is rescued here after the first (broken) one is Rejected. Rejected: that broken record, the
     # wrong format SNS body, and the first record of BadFieldName / NewFieldName (keys like "eventVersionWrong",
-    # "eventVersion1": nothing recognisable). 41 - 2 + 1 = 40 records read; none has an eventID, so no entries.
+    # "eventVersion1": nothing recognisable). 41 - 2 + 1 = 40 records read; none has an eventID (content-derived ids
+    # instead); 2 cannot enter the log: one has no account, one eventTime "ThisIsAWrongEventTime".
     "aws_cloudtrail-processing-library": Expect(
-        files=15, read=40, entries=0, read_only=0, entry_rejected=40, rejected=4, skipped={"s3_notification": 1}
+        files=15, read=40, entries=38, read_only=0, entry_rejected=2, rejected=4, skipped={"s3_notification": 1}
     ),
     # SOURCES.md: 6 records (lookup-events JSONL, record as a JSON string in CloudTrailEvent).
     "plaso": Expect(files=1, read=6, entries=6, read_only=1),

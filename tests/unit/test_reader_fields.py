@@ -139,7 +139,6 @@ def test_account_falls_back_to_user_identity_and_keeps_odd_ids_as_given() -> Non
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"eventID": _DROP}, "eventID is missing"),
         ({"eventID": 42}, "eventID must be a string, got a JSON number (42)"),
         ({"eventID": ""}, "eventID is empty"),
         ({"eventID": ["a"]}, "eventID must be a string, got a JSON array (['a'])"),
@@ -243,3 +242,26 @@ def test_naive_ingest_time_is_a_bug_not_bad_input() -> None:
         to_log_entry(RawRecord(record(), "r"), tenant="t", ingested_at=datetime(2024, 6, 1), source="s")
     aware = datetime(2024, 6, 1, 10, tzinfo=timezone(timedelta(hours=10)))
     assert isinstance(to_log_entry(RawRecord(record(), "r"), tenant="t", ingested_at=aware, source="s"), LogEntry)
+
+
+def test_a_record_without_event_id_gets_a_stable_content_derived_id() -> None:
+    """AWS's documentation examples and test fixtures trim eventID; a re-delivery must still deduplicate."""
+    when = datetime(2024, 5, 2, tzinfo=UTC)
+    body = {
+        "eventTime": "2024-05-01T08:00:00Z",
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "RunInstances",
+        "awsRegion": "us-east-1",
+        "recipientAccountId": "111122223333",
+    }
+    reordered = dict(reversed(list(body.items())))
+    first = to_log_entry(RawRecord(body, "record 1"), tenant="acme", ingested_at=when, source="a.json")
+    again = to_log_entry(RawRecord(reordered, "record 9"), tenant="acme", ingested_at=when, source="b.json")
+    other = to_log_entry(
+        RawRecord({**body, "awsRegion": "eu-west-1"}, "record 2"), tenant="acme", ingested_at=when, source="a.json"
+    )
+    assert isinstance(first, LogEntry) and isinstance(again, LogEntry) and isinstance(other, LogEntry)
+    assert first.event_id.startswith("sha256:") and len(first.event_id) == len("sha256:") + 64
+    assert first.event_id == again.event_id
+    assert other.event_id != first.event_id
+    assert "eventID" not in first.record  # the record itself is kept exactly as received
