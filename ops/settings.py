@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import Dd0cError
 
-DEFAULT_SECRET = "change-me-dd0c-demo-secret"
+DEFAULT_SECRET = "dd0c-demo-only-secret-change-me-before-production"  # refused outside DD0C_MODE=demo
 
 
 class Settings(BaseSettings):
