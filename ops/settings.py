@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     feed_queue_max: int = 100  # per websocket client; a client that falls this far behind is dropped
     feed_ping_interval: float = 5.0
     feed_ping_timeout: float = 5.0
+    # The log backend: unset (or postgres://...) = the Postgres `log` table; kafka://host:port[,host:port] = Kafka
+    # (streams/log/kafka.py). The Kafka fields below are read only when it is selected.
+    log_url: str | None = None
+    kafka_topic: str = "dd0c.cloudtrail.raw"  # the raw log topic, keyed by "<tenant>/<account>"
+    kafka_partitions: int = Field(default=12, ge=1)  # the most workers that can share the log
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_retention_ms: int = -1  # -1 = keep forever: the log is the truth, projections are rebuilt from it
+    kafka_idempotent: bool = True  # needs a broker that grants producer ids (Kafka does; the tansu test broker not)
+    kafka_connect_attempts: int = Field(default=5, ge=1)  # broker down at start: tries before giving up
+    kafka_retry_backoff: float = Field(default=0.5, gt=0)  # seconds before the 2nd try, doubled each time
 
     def require_real_secret(self) -> None:
         """Called by the API at start-up: outside demo mode a default JWT secret is refused."""

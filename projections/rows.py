@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import orjson
 
 from schemas.codec import NotJsonSafe, to_jsonable
-from schemas.events import Dd0cError
+from schemas.events import Dd0cError, LogEntry, Rejected
 
 T = TypeVar("T")
 
@@ -277,3 +277,40 @@ def _dataclass_checker(cls: type) -> Checker:
             checker(getattr(value, name))
 
     return check
+
+
+# -- the log envelope on the wire (Kafka values) ---------------------------------------------------------------
+
+_ENVELOPE_FIELDS = tuple(f.name for f in dataclasses.fields(LogEntry) if f.name not in ("record", "seq"))
+
+
+def encode_entry(entry: LogEntry, record_json: str | None = None) -> bytes:
+    """A LogEntry as one JSON object (every field but `seq`; the record nested as an object), UTF-8 bytes.
+
+    `seq` is left out because on Kafka the position is (topic, partition, offset), given by the broker, not a
+    field of the entry. Pass `record_json` when the record was already serialised by `dumps_json` (the log
+    backends check it that way first) so the record is not walked twice. NaN / Infinity: NotJsonSafe.
+    """
+    envelope: dict[str, Any] = {name: getattr(entry, name) for name in _ENVELOPE_FIELDS}
+    envelope["record"] = orjson.Fragment(dumps_json(entry.record) if record_json is None else record_json)
+    return orjson.dumps(envelope, default=to_jsonable, option=_ORJSON_OPTIONS)
+
+
+def decode_entry(value: bytes | None, *, source: str = "", locator: str = "") -> LogEntry | Rejected:
+    """The inverse of `encode_entry`, or a Rejected (bad input is a value) saying why, with the raw bytes.
+
+    `source` / `locator` say where the bytes came from (e.g. "kafka:<topic>", "partition=3 offset=17") so that a
+    dead letter points at the exact message. Unknown envelope keys are ignored (a newer writer may add fields).
+    """
+    raw = b"" if value is None else bytes(value)
+    try:
+        if value is None:
+            raise ValueError("empty message (no value)")
+        data = orjson.loads(value)
+        if not isinstance(data, dict):
+            raise ValueError(f"envelope is a JSON {type(data).__name__}, not an object")
+        if not isinstance(data.get("record"), dict):
+            raise ValueError("envelope field 'record' is missing or not an object")
+        return from_jsonable(LogEntry, data)
+    except (ValueError, Dd0cError) as exc:  # orjson.JSONDecodeError is a ValueError; RowDecodeError, naive times
+        return Rejected(f"undecodable log entry: {exc}", raw[:65536], source, locator)
