@@ -20,6 +20,15 @@ Which source wins where two overlap (and why):
 * nat, vpc, eks, msk — L feeds per region.
 * dynamodb — hand-typed us-east-1 list prices in `manual_prices.json` (no generated source has DynamoDB).
 * sagemaker — the hand-copied GPU table (region assumed us-east-1, low confidence).
+
+Regional factors (`regional_factors`): for ebs, elb, opensearch and rds_storage, whose only data is us-east-1, the
+product may show an *estimate* elsewhere: the us-east-1 price x the region's factor, labelled
+`estimated_fallback` (case R16). No regional price is typed by hand: a region's factor is the median, over the EC2
+instance types priced in both regions, of price(region) / price(us-east-1), rounded to 4 decimals (EC2 is the one
+service with data for every region). The NAT gateway and interface-endpoint hourly ratios are stored next to it as
+a cross-check; a region where either differs from the factor by more than 15% (or that has neither) is marked
+`confidence: low`. A region with fewer than 20 shared EC2 types gets no factor, so it stays unknown. DynamoDB
+(hand-typed) and SageMaker (region not stated by its source) get no estimate.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import gzip
 import json
 import math
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +124,14 @@ _EBS_KEYS = (
 )
 
 _ELB_KEYS = ("alb_hour", "nlb_hour", "clb_hour")
+
+# Regional fallback (see the module docstring): which services may be estimated outside the reference region,
+# from which EC2 ratios, and what cross-checks them.
+REFERENCE_REGION = "us-east-1"
+FALLBACK_SERVICES = ("ebs", "elb", "opensearch", "rds_storage")
+FACTOR_MIN_TYPES = 20
+_CROSS_CHECKS = (("nat", "nat_gateway_hour"), ("vpc", "interface_endpoint_hour_per_az"))
+_CROSS_CHECK_TOLERANCE = 0.15
 
 
 class BuildError(Exception):
@@ -293,6 +311,58 @@ def _manual(manual: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return services
 
 
+def _region_factor(services: dict[str, dict[str, Any]], region: str) -> dict[str, Any] | None:
+    """One region's factor against REFERENCE_REGION, or None when too few EC2 types are priced in both."""
+    ec2 = services["ec2"]
+    ref, here = ec2["prices"][REFERENCE_REGION], ec2["prices"][region]
+    ratios = sorted((price / ref[sku], sku) for sku, price in here.items() if price > 0 and ref.get(sku, 0) > 0)
+    count = len(ratios)
+    if count < FACTOR_MIN_TYPES:
+        return None
+    factor = round(statistics.median(ratio for ratio, _ in ratios), 4)
+    checks: dict[str, float] = {}
+    for service, sku in _CROSS_CHECKS:
+        prices = services[service]["prices"]
+        there, mine = prices.get(REFERENCE_REGION, {}).get(sku), prices.get(region, {}).get(sku)
+        if there and mine:
+            checks[f"{service}:{sku}"] = round(mine / there, 4)
+    agree = bool(checks) and all(abs(v / factor - 1) <= _CROSS_CHECK_TOLERANCE for v in checks.values())
+    sources = ec2["region_source"]
+    return {
+        "factor": factor,
+        "ec2_types": count,
+        # the type(s) at the middle of the sorted ratios, so a person can redo the division by hand
+        "median_of": sorted({ratios[(count - 1) // 2][1], ratios[count // 2][1]}),
+        "ec2_sources": [sources.get(region, ec2["source"]), sources.get(REFERENCE_REGION, ec2["source"])],
+        "cross_check": checks,
+        "confidence": "medium" if agree else "low",
+    }
+
+
+def _regional_factors(services: dict[str, dict[str, Any]], snapshot_date: str) -> dict[str, Any]:
+    for name in FALLBACK_SERVICES:
+        if not services[name]["prices"].get(REFERENCE_REGION):
+            raise BuildError(f"fallback service {name} has no {REFERENCE_REGION} prices")
+    regions: dict[str, Any] = {}
+    for region in sorted(services["ec2"]["prices"]):
+        if region != REFERENCE_REGION:
+            found = _region_factor(services, region)
+            if found is not None:
+                regions[region] = found
+    return {
+        "reference_region": REFERENCE_REGION,
+        "services": list(FALLBACK_SERVICES),
+        "method": f"median over the EC2 instance types priced in both regions of price(region) / "
+        f"price({REFERENCE_REGION}), rounded to 4 decimals; at least {FACTOR_MIN_TYPES} types",
+        "cross_check": "the same ratio for " + " and ".join(f"{s}:{k}" for s, k in _CROSS_CHECKS) + "; confidence "
+        f"is low when one differs from the factor by more than {_CROSS_CHECK_TOLERANCE:.0%} or none exists",
+        "use": "estimate = reference-region price x factor, only where the service has no price for the region; "
+        "events priced this way are cost_status estimated_fallback",
+        "derived_on": snapshot_date,
+        "regions": regions,
+    }
+
+
 def _sources(karpenter: dict[str, Any], other: dict[str, Any], manual: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in other["sources"]:
@@ -351,15 +421,18 @@ def build(sources_dir: Path = SOURCES) -> dict[str, Any]:
     if missing:
         raise BuildError(f"services cite unknown source ids: {sorted(missing)}")
     dates = [karpenter["generated"][:10]]
+    snapshot_date = max(dates)
     return {
         "format": FORMAT,
-        "snapshot_date": max(dates),
+        "snapshot_date": snapshot_date,
         "currency": "USD",
         "hours_per_month": HOURS_PER_MONTH,
         "notes": "On-demand list prices. Built by ops/prices/build_snapshot.py from ops/prices/sources/. A region or "
-        "sku missing here is unknown (the event is stored unpriced), never borrowed from another region.",
+        "sku missing here is unknown (the event is stored unpriced), never borrowed from another region; the only "
+        "exception is the labelled estimate of regional_factors (services listed there, regions with a factor).",
         "sources": {sid: sources[sid] for sid in sorted(used)},
         "services": services,
+        "regional_factors": _regional_factors(services, snapshot_date),
     }
 
 

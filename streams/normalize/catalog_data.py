@@ -9,10 +9,12 @@
   ModifyCluster / ResizeCluster with a node type or count: the new $/hour.
 * OpenSearch CreateDomain / CreateElasticsearchDomain (`es.amazonaws.com`): data nodes x type, + dedicated masters
   and UltraWarm nodes when enabled, + EBS GiB per data node x $/GB-month (+ io1 IOPS). `*.elasticsearch` types
-  are priced as their `*.search` twins (same price). Snapshot data: us-east-1 and a few types only.
+  are priced as their `*.search` twins (same price). Snapshot data: us-east-1 and a few types only; other regions
+  get the labelled regional estimate (`estimated_fallback`, `regional_fallback`, see draft.py).
 * DynamoDB CreateTable / UpdateTable: provisioned mode only — RCU x $/RCU-hour + WCU x $/WCU-hour, global
   secondary indexes included. On-demand (`PAY_PER_REQUEST`) tables do not bill by the hour: no cost event (the
-  ledger still records the table). Prices: us-east-1 list prices typed by hand (see the snapshot's sources).
+  ledger still records the table). Prices: us-east-1 list prices typed by hand (see the snapshot's sources);
+  no regional estimate, so another region is `unknown_region`.
 * MSK CreateCluster / CreateClusterV2 (`kafka.amazonaws.com`): broker type x `numberOfBrokerNodes` + EBS GiB per
   broker x broker storage $/GB-month. Serverless clusters bill by use: unpriced, `usage_based`.
 """

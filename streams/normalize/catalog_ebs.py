@@ -1,7 +1,9 @@
 """EBS: CreateVolume, ModifyVolume, CreateSnapshot(s) and the block devices of RunInstances.
 
-$/hour of a volume = (GiB x $/GB-month + provisioned extras) / 730, from the snapshot's `ebs` service (us-east-1
-only: any other region is `unknown_region`, never priced with us-east-1):
+$/hour of a volume = (GiB x $/GB-month + provisioned extras) / 730, from the snapshot's `ebs` service. Its data is
+us-east-1 only: another region with a regional factor gets the labelled estimate us-east-1 price x factor
+(`cost_status="estimated_fallback"`, `pricing["basis"]="regional_fallback"`, see draft.py); a region without
+one (made-up, China) is `unknown_region`:
 * gp2, st1, sc1, standard: size only;
 * gp3: size + IOPS above the free 3,000 + throughput above the free 125 MiB/s;
 * io1, io2: size + every provisioned IOPS. io2 above 32,000 IOPS is cheaper per IOPS in real bills; the
@@ -42,7 +44,7 @@ def volume_draft(
     bill = Bill(ctx.prices, ctx.region)
     vtype = (volume_type or "gp2").lower()
     basis = "on_demand"
-    if not ctx.prices.has_region("ebs", ctx.region):
+    if not ctx.prices.has_region("ebs", ctx.region, fallback=True):
         bill.missing("unknown_region")
     elif vtype not in VOLUME_TYPES:
         bill.missing("unknown_sku")
@@ -183,7 +185,7 @@ def _snapshot_draft(ctx: Ctx, node: Node) -> Draft:
     snapshot_id = node.get("snapshotId").text()
     size = node.get("volumeSize").number()
     if size is None:
-        if not ctx.prices.has_region("ebs", ctx.region):
+        if not ctx.prices.has_region("ebs", ctx.region, fallback=True):
             bill.missing("unknown_region")
         bill.missing("unknown_volume_size")
     else:

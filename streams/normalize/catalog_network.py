@@ -9,8 +9,10 @@
 * VPC endpoint: only the Interface type bills by the hour, per endpoint per AZ (one AZ per subnet); Gateway
   endpoints are free and GatewayLoadBalancer endpoints are not in the catalog. Both the XML-style wrappers
   (`CreateVpcEndpointRequest` / `CreateVpcEndpointResponse`) and flat shapes are read.
-* Load balancer: hourly per load balancer (`elb` alb_hour / nlb_hour / clb_hour, us-east-1 only); LCU charges are
-  usage and left out (`pricing["basis"]="hourly_excluding_lcu"`). Classic is the `elasticloadbalancing`
+* Load balancer: hourly per load balancer (`elb` alb_hour / nlb_hour / clb_hour, us-east-1 only: elsewhere the
+  labelled regional estimate, `estimated_fallback` with `pricing["basis"]="regional_fallback"` and
+  `pricing["base_basis"]="hourly_excluding_lcu"`); LCU charges are usage and left out
+  (`pricing["basis"]="hourly_excluding_lcu"` in us-east-1). Classic is the `elasticloadbalancing`
   2012-06-01 API: no `type`, identified by `loadBalancerName`. Application/network/gateway come from `type`
   (absent on the 2015-12-01 API means application). Gateway load balancers have no hourly price in the snapshot:
   unpriced, `unknown_sku`. `family` is the load balancer type.

@@ -3,9 +3,10 @@ CreateDBInstanceReadReplica, ModifyDBInstance, CreateDBCluster, StartDBInstance.
 
 $/hour of an instance = class price for its engine (snapshot `rds`, sku `<class>|<engine>`, single-AZ) x 2 when
 Multi-AZ, + allocated storage x $/GB-month / 730 (x 2 when Multi-AZ) + io1 IOPS. Storage prices are us-east-1
-only (`rds_storage`); elsewhere the instance is priced and the storage is listed under
-`pricing["unpriced_parts"]` (instance-hours are the bill; leaving them unpriced for want of a storage rate would
-hide more than it shows).
+only (`rds_storage`); elsewhere the storage is the labelled regional estimate (us-east-1 rate x the region's
+factor, making the event `estimated_fallback`), and in a region without a factor the instance is priced and the
+storage is listed under `pricing["unpriced_parts"]` (instance-hours are the bill; leaving them unpriced for want
+of a storage rate would hide more than it shows).
 
 Engines are read as the API writes them, lowercased (`MySQL` -> `mysql`); `aurora` is Aurora MySQL. Oracle
 bring-your-own-license editions share one price (`oracle:byol`); `oracle-ee` is BYOL unless `licenseModel` says

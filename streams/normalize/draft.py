@@ -7,6 +7,12 @@ ledger can split `hourly_cost` evenly over `resource_ids`.
 `Bill` adds up priced components. Monthly prices are turned into hourly ones as price x quantity / 730. A
 required component without a price makes the whole draft unpriced (`hourly_cost=None`, never 0.0, with the
 miss's reason); an optional one is left out and listed under `pricing["unpriced_parts"]`.
+
+Prices are looked up with `PriceTable.lookup_with_fallback`: for the services whose only data is us-east-1 (EBS,
+ELB, OpenSearch, RDS storage) a region with a regional factor gets an estimate (us-east-1 price x factor). A draft
+with such a component is `cost_status="estimated_fallback"` with `pricing["basis"]="regional_fallback"`, the
+reference region, the factor, the estimated and the reference unit price (the handler's own basis is kept as
+`pricing["base_basis"]`). EC2 and every other service with regional data never take this path.
 """
 
 from __future__ import annotations
@@ -103,7 +109,7 @@ class Bill:
     ) -> None:
         if quantity == 0:
             return
-        found = self.prices.lookup(service, self.region, sku)
+        found = self.prices.lookup_with_fallback(service, self.region, sku)
         if isinstance(found, PriceMiss):
             reason = _reason(found, instance)
             if optional:
@@ -119,6 +125,11 @@ class Bill:
             return None
         return sum(c["hourly"] for c in self.components)
 
+    @property
+    def estimated(self) -> bool:
+        """Priced, and some part of the figure is a regional fallback estimate."""
+        return self.miss is None and any(c.get("estimated") for c in self.components)
+
     def pricing(self, basis: str = "on_demand", **extra: Any) -> dict[str, Any]:
         out: dict[str, Any] = {
             "snapshot": self.prices.snapshot_date,
@@ -130,8 +141,23 @@ class Bill:
             out["source"] = self.components[0]["source"]
         if self.unpriced_parts:
             out["unpriced_parts"] = list(self.unpriced_parts)
+        if self.estimated:
+            out.update(self._fallback(basis))
         out.update(extra)
         return out
+
+    def _fallback(self, basis: str) -> dict[str, Any]:
+        first = next(c for c in self.components if c.get("estimated"))
+        regional = self.prices.regional
+        return {
+            "basis": "regional_fallback",
+            "base_basis": basis,
+            "reference_region": first["reference_region"],
+            "factor": first["factor"],
+            "estimated_unit_price": first["price"],
+            "reference_unit_price": first["reference_price"],
+            "factor_derivation": regional.describe(self.region) if regional is not None else "",
+        }
 
 
 def _reason(miss: PriceMiss, instance: bool) -> str:
@@ -142,7 +168,7 @@ def _reason(miss: PriceMiss, instance: bool) -> str:
 
 def _component(fact: PriceFact, quantity: float, per: float, unit: str) -> dict[str, Any]:
     hourly = fact.price * quantity if per == 1.0 else fact.price * quantity / per
-    return {
+    out: dict[str, Any] = {
         "service": fact.service,
         "sku": fact.sku,
         "price": fact.price,
@@ -151,6 +177,14 @@ def _component(fact: PriceFact, quantity: float, per: float, unit: str) -> dict[
         "hourly": hourly,
         "source": fact.source,
     }
+    if fact.estimated:
+        out.update(
+            estimated=True,
+            reference_region=fact.reference_region,
+            factor=fact.factor,
+            reference_price=fact.reference_price,
+        )
+    return out
 
 
 def draft(
@@ -182,7 +216,7 @@ def draft(
         quantity=quantity,
         unit=unit,
         hourly_cost=total,
-        cost_status=UNPRICED if total is None else status,
+        cost_status=UNPRICED if total is None else (ESTIMATED if bill.estimated else status),
         unpriced_reason=bill.miss,
         instance_type=instance_type,
         family=family,
@@ -202,8 +236,12 @@ def resume(ctx: Ctx, resource_id: str, resource_type: str, unit: str = "instance
     itype = known.instance_type if known is not None else None
     hourly = known.hourly_cost if known is not None else None
     reason = None
+    status = PRICED
     if hourly is None:
         reason = "unknown_resource" if known is None else str(known.attributes.get("unpriced_reason") or "unpriced")
+        status = UNPRICED
+    elif known is not None and known.attributes.get("cost_status") == ESTIMATED:
+        status = ESTIMATED  # an estimate stays labelled as one when the resource resumes at the ledger's rate
     return [
         Draft(
             resource_type=resource_type,
@@ -211,7 +249,7 @@ def resume(ctx: Ctx, resource_id: str, resource_type: str, unit: str = "instance
             quantity=1,
             unit=unit,
             hourly_cost=hourly,
-            cost_status=PRICED if hourly is not None else UNPRICED,
+            cost_status=status,
             unpriced_reason=reason,
             instance_type=itype,
             family=family_of(itype),

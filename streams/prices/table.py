@@ -8,6 +8,12 @@ per unit-month (the catalog divides by `hours_per_month`, 730).
 Lookups never guess: a service without data for the region answers `unknown_region`, a region without the sku
 answers `unknown_sku`. Nothing is borrowed from another region (case R16).
 
+The one labelled exception is `lookup_with_fallback`: for the services the snapshot's `regional_factors` lists
+(those whose only data is us-east-1: ebs, elb, opensearch, rds_storage) and a region that has a factor there, a
+missing region is estimated as the reference price x the region's factor — a `PriceFact` with `estimated=True`,
+which normalize turns into `cost_status="estimated_fallback"`. Every other service (EC2 above all), and any
+region without a factor (made-up, China, ...), still answers `unknown_region`.
+
 Service keys in the shipped snapshot: ec2, ebs, elb, nat, vpc, eks, rds, rds_storage, elasticache, redshift,
 opensearch, msk, sagemaker, dynamodb.
 """
@@ -46,6 +52,11 @@ class PriceFact:
     region: str
     sku: str
     source: str
+    # Set only by `lookup_with_fallback` when the price is an estimate: reference_price x factor.
+    estimated: bool = False
+    reference_region: str | None = None
+    factor: float | None = None
+    reference_price: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,26 @@ class ServicePrices:
         return self.region_source.get(region, self.source)
 
 
+@dataclass(frozen=True, slots=True)
+class RegionalFactors:
+    """The snapshot's `regional_factors`: region -> factor against `reference_region`, for `services` only."""
+
+    reference_region: str
+    services: frozenset[str]
+    factors: Mapping[str, float]  # region -> factor
+    detail: Mapping[str, Any]  # the whole section as read (method, date, per-region type counts and cross-checks)
+
+    def describe(self, region: str) -> str:
+        """How the region's factor was made, in words for an event's `pricing`."""
+        info = self.detail.get("regions", {}).get(region, {})
+        types = info.get("ec2_types", "?")
+        confidence = info.get("confidence", "unknown")
+        return (
+            f"median EC2 price ratio {region}/{self.reference_region} over {types} instance types "
+            f"(derived {self.detail.get('derived_on', '?')}, confidence {confidence})"
+        )
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class PriceTable:
     """Immutable: every mapping inside is read-only. Build one with `PriceTable.from_dict` or the loaders."""
@@ -80,6 +111,7 @@ class PriceTable:
     sources: Mapping[str, Mapping[str, Any]]
     services: Mapping[str, ServicePrices]
     origin: str = ""  # file it was loaded from, for logs ("" when built in memory)
+    regional: RegionalFactors | None = None  # factors for the labelled fallback estimate (None: no estimates)
 
     # -- lookups -------------------------------------------------------------------------------------------
     def lookup(self, service: str, region: str, sku: str) -> PriceFact | PriceMiss:
@@ -94,13 +126,53 @@ class PriceTable:
             return PriceMiss("unknown_sku", service, region, sku)
         return PriceFact(price, service, region, sku, table.source_for(region))
 
+    def lookup_with_fallback(self, service: str, region: str, sku: str) -> PriceFact | PriceMiss:
+        """`lookup`, except that a region missing from a fallback service is estimated from the reference region.
+
+        Only `unknown_region` misses are estimated, and only when the service is listed in `regional_factors` and
+        the region has a factor; a sku the reference region lacks is `unknown_sku`. Anything else is returned
+        exactly as `lookup` answers it.
+        """
+        found = self.lookup(service, region, sku)
+        if isinstance(found, PriceFact) or found.reason != "unknown_region":
+            return found
+        factor = self.fallback_factor(service, region)
+        if factor is None or self.regional is None:
+            return found
+        reference = self.lookup(service, self.regional.reference_region, sku)
+        if isinstance(reference, PriceMiss):
+            return PriceMiss("unknown_sku", service, region, sku) if reference.reason == "unknown_sku" else found
+        return PriceFact(
+            round(reference.price * factor, 10),  # drop float noise (0.1 x 1.1667 -> 0.11667, not ...000001)
+            service,
+            region,
+            sku,
+            reference.source,
+            estimated=True,
+            reference_region=reference.region,
+            factor=factor,
+            reference_price=reference.price,
+        )
+
+    def fallback_factor(self, service: str, region: str) -> float | None:
+        """The factor `lookup_with_fallback` would use for (service, region); None when it would not estimate."""
+        regional = self.regional
+        if regional is None or service not in regional.services or region == regional.reference_region:
+            return None
+        if self.has_region(service, region) or not self.has_region(service, regional.reference_region):
+            return None
+        return regional.factors.get(region)
+
     def price(self, service: str, region: str, sku: str) -> float | None:
         fact = self.lookup(service, region, sku)
         return fact.price if isinstance(fact, PriceFact) else None
 
-    def has_region(self, service: str, region: str) -> bool:
+    def has_region(self, service: str, region: str, *, fallback: bool = False) -> bool:
+        """Whether the service has prices for the region (`fallback=True`: or can estimate them)."""
         table = self.services.get(service)
-        return table is not None and bool(table.prices.get(region))
+        if table is not None and bool(table.prices.get(region)):
+            return True
+        return fallback and self.fallback_factor(service, region) is not None
 
     def regions(self, service: str) -> frozenset[str]:
         table = self.services.get(service)
@@ -143,6 +215,7 @@ class PriceTable:
             sources=_freeze(sources_in),
             services=MappingProxyType(services),
             origin=origin,
+            regional=_regional(where, data.get("regional_factors")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +233,7 @@ class PriceTable:
             if svc.region_source:
                 body["region_source"] = dict(svc.region_source)
             services[name] = body
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT,
             "snapshot_date": self.snapshot_date,
             "currency": self.currency,
@@ -168,6 +241,9 @@ class PriceTable:
             "sources": _thaw(self.sources),
             "services": services,
         }
+        if self.regional is not None:
+            out["regional_factors"] = _thaw(self.regional.detail)
+        return out
 
     def without(
         self,
@@ -190,6 +266,10 @@ class PriceTable:
             for name, body in data["services"].items()
             if name not in drop_services
         }
+        regional = data.get("regional_factors")
+        if regional is not None:  # a dropped region is unknown everywhere: no estimate for it either
+            regional["regions"] = {r: v for r, v in regional.get("regions", {}).items() if r not in drop_regions}
+            regional["services"] = [s for s in regional.get("services", []) if s not in drop_services]
         return PriceTable.from_dict(data, origin=f"{self.origin} (restricted)".strip())
 
 
@@ -219,6 +299,34 @@ def _service(where: str, name: str, body: Any) -> ServicePrices:
         region_source=MappingProxyType({str(k): str(v) for k, v in region_source.items()}),
         prices=MappingProxyType(prices),
         extra=_freeze({k: v for k, v in body.items() if k not in known}),
+    )
+
+
+def _regional(where: str, body: Any) -> RegionalFactors | None:
+    if body is None:
+        return None
+    if not isinstance(body, Mapping):
+        raise PriceTableError(f"{where}: 'regional_factors' must be an object")
+    reference = body.get("reference_region")
+    services = body.get("services")
+    regions = body.get("regions")
+    if not isinstance(reference, str) or not reference:
+        raise PriceTableError(f"{where}: regional_factors.reference_region must be a region name")
+    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+        raise PriceTableError(f"{where}: regional_factors.services must be a list of service names")
+    if not isinstance(regions, Mapping):
+        raise PriceTableError(f"{where}: regional_factors.regions must be an object")
+    factors: dict[str, float] = {}
+    for region, info in regions.items():
+        value = info.get("factor") if isinstance(info, Mapping) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise PriceTableError(f"{where}: regional_factors {region} needs a finite positive factor, got {value!r}")
+        factors[str(region)] = float(value)
+    return RegionalFactors(
+        reference_region=reference,
+        services=frozenset(services),
+        factors=MappingProxyType(factors),
+        detail=_freeze(body),
     )
 
 

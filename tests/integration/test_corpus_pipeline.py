@@ -46,16 +46,20 @@ EXPECTED: dict[str, Expect] = {
         read=310, logged=49, read_only=261, cost_events=1, priced=0, by_type={"ec2_instance": 1}
     ),
     "panther-analysis_rule-tests": Expect(
-        read=464, logged=104, read_only=90, duplicate=239, rejected=31, cost_events=11, priced=7, hourly=1.03014,
+        # + regional estimates (factors us-west-2 1.0, us-west-1 1.1667): gp3 10 + 12 GiB x 0.08 / 730 and the
+        # us-west-1 db.t3.micro's 22 GiB gp2 storage x 0.115 x 1.1667 / 730
+        read=464, logged=104, read_only=90, duplicate=239, rejected=31, cost_events=11, priced=9, hourly=1.036594,
         by_type={"ec2_instance": 6, "ebs_volume": 2, "rds_instance": 3},
     ),
     "stackstate_aws-topology": Expect(
-        read=90, logged=89, duplicate=1, skipped={"non_cloudtrail": 5}, cost_events=8, priced=4, hourly=0.375,
+        # + eu-west-1 estimates (factor 1.115): 8 GiB gp2 x 0.10 / 730, CLB 0.025 and ALB 0.0225 per hour
+        read=90, logged=89, duplicate=1, skipped={"non_cloudtrail": 5}, cost_events=8, priced=7, hourly=0.429184,
         by_type={"ec2_instance": 2, "ebs_volume": 1, "load_balancer": 2, "rds_cluster": 1, "rds_instance": 1,
                  "redshift_cluster": 1},
     ),
     "cloud-custodian_cwe": Expect(
-        read=24, logged=21, duplicate=2, rejected=1, cost_events=7, priced=5, hourly=0.12023,
+        # + us-west-1 estimates (factor 1.1667): 2 x (2 instances x 8 GiB gp2) x 0.10 / 730
+        read=24, logged=21, duplicate=2, rejected=1, cost_events=7, priced=7, hourly=0.125344,
         by_type={"ec2_instance": 2, "ebs_volume": 4, "rds_instance": 1},
     ),
     "criblpacks_aws-cloudtrail-logs": Expect(
@@ -68,12 +72,14 @@ EXPECTED: dict[str, Expect] = {
     ),
     "aws_cloudtrail-processing-library": Expect(read=40, logged=17, duplicate=21, rejected=5),
     "plaso": Expect(
-        read=6, logged=5, read_only=1, cost_events=2, priced=1, hourly=0.0146,
+        # + ap-southeast-2 estimate (factor 1.2534): 8 GiB gp2 x 0.10 / 730
+        read=6, logged=5, read_only=1, cost_events=2, priced=2, hourly=0.015974,
         by_type={"ec2_instance": 1, "ebs_volume": 1},
     ),
     "trailscraper": Expect(read=5, logged=1, read_only=3, duplicate=1),
     "coreos_grafiti": Expect(
-        read=11, logged=11, cost_events=5, priced=2, hourly=0.2,
+        # + us-west-2 estimates (factor 1.0): 2 x 30 GiB gp2 x 0.10 / 730 and a CLB at 0.025 per hour
+        read=11, logged=11, cost_events=5, priced=5, hourly=0.233219,
         by_type={"ec2_instance": 2, "ebs_volume": 2, "load_balancer": 1},
     ),
     "cado-security_cloudgrep": Expect(read=2, logged=2, rejected=1),

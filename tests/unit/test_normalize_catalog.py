@@ -21,6 +21,7 @@ import pytest
 from schemas.events import Rejected, Resource
 from streams.normalize.catalog import RESOURCE_TYPES
 from streams.normalize.pure import normalize
+from streams.prices.table import PriceTable
 from tests.unit.test_normalize_support import TENANT, call, entry, events_of, fold, prices
 
 H = 730
@@ -256,8 +257,10 @@ def test_io2_above_32000_iops_is_flagged_as_a_ceiling() -> None:
 
 def test_create_volume_unknowns_are_unpriced() -> None:
     odd_type = call(EC2, "CreateVolume", {}, {"volumeId": "vol-3", "volumeType": "gp9", "size": 10})
+    # cn-north-1: no USD prices and no regional factor, so not even an estimate (eu-west-1 is estimated now:
+    # tests/unit/test_prices_fallback.py)
     elsewhere = call(
-        EC2, "CreateVolume", {}, {"volumeId": "vol-4", "volumeType": "gp3", "size": 10}, region="eu-west-1"
+        EC2, "CreateVolume", {}, {"volumeId": "vol-4", "volumeType": "gp3", "size": 10}, region="cn-north-1"
     )
     no_size = call(EC2, "CreateVolume", {"snapshotId": "snap-1"}, {"volumeId": "vol-5", "volumeType": "gp3"})
     assert [(e.hourly_cost, e.unpriced_reason) for r in (odd_type, elsewhere, no_size) for e in events_of(r)] == [
@@ -474,9 +477,21 @@ def test_rds_outside_us_east_1_prices_the_instance_and_lists_storage_as_unpriced
         None,
         region="us-west-1",
     )
-    [event] = events_of(record)
-    assert event.hourly_cost == 0.022
+    # without a us-west-1 regional factor: the storage rate is unknown, the instance is still priced
+    data = prices().to_dict()
+    del data["regional_factors"]["regions"]["us-west-1"]
+    [event] = events_of(record, PriceTable.from_dict(data))
+    assert (event.hourly_cost, event.cost_status) == (0.022, "priced")
     assert event.pricing["unpriced_parts"] == ["rds_storage:gp2_gb_month: unknown_region"]
+    # shipped table: the storage is the regional estimate, us-east-1 gp2 0.115/GB-month x us-west-1 factor 1.1667
+    [event] = events_of(record)
+    assert event.hourly_cost == pytest.approx(0.022 + 20 * 0.115 * 1.1667 / H)
+    assert (event.cost_status, event.pricing["basis"], event.pricing["base_basis"]) == (
+        "estimated_fallback",
+        "regional_fallback",
+        "on_demand",
+    )
+    assert "unpriced_parts" not in event.pricing
 
 
 def test_restores_start_a_new_instance() -> None:

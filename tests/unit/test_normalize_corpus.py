@@ -113,8 +113,15 @@ def test_stackstate_run_instances_eu_west_1() -> None:
     instance, volume = events_of(_one(STACKSTATE / "ec2" / "cloudtrail" / "run_instances.json"))
     assert (instance.instance_type, instance.region, instance.hourly_cost) == ("t2.micro", "eu-west-1", 0.0126)
     assert instance.resource_ids == ("i-0f70dba7ea83d6dec",)
-    # EBS prices exist for us-east-1 only: the 8 GiB gp2 root volume in eu-west-1 is unknown, never 0
-    assert (volume.quantity, volume.hourly_cost, volume.unpriced_reason) == (8, None, "unknown_region")
+    # EBS prices exist for us-east-1 only: the 8 GiB gp2 root volume in eu-west-1 is the labelled regional estimate,
+    # us-east-1 gp2 0.10/GB-month x eu-west-1 factor 1.115 (median EC2 price ratio), never 0 and never "priced"
+    assert (volume.quantity, volume.unpriced_reason) == (8, None)
+    assert volume.hourly_cost == pytest.approx(8 * 0.10 * 1.115 / H)
+    assert (volume.cost_status, volume.pricing["basis"], volume.pricing["factor"]) == (
+        "estimated_fallback",
+        "regional_fallback",
+        1.115,
+    )
 
 
 def test_stackstate_modify_instance_type_and_start() -> None:
@@ -132,8 +139,18 @@ def test_stackstate_redshift_elb_dynamodb_rds() -> None:
     assert redshift.resource_ids == ("arn:aws:redshift:eu-west-1:548105126730:cluster:redshift-cluster-1",)
     [classic] = events_of(_one(STACKSTATE / "elb" / "cloudtrail" / "create_loadbalancer.json"))
     [application] = events_of(_one(STACKSTATE / "elbv2" / "cloudtrail" / "create_loadbalancer.json"))
-    assert (classic.family, classic.unpriced_reason) == ("classic", "unknown_region")
-    assert (application.family, application.unpriced_reason) == ("application", "unknown_region")
+    # ELB prices are us-east-1 only: eu-west-1 is estimated as CLB 0.025/h and ALB 0.0225/h x factor 1.115
+    assert (classic.family, classic.hourly_cost, classic.cost_status) == (
+        "classic",
+        pytest.approx(0.025 * 1.115),
+        "estimated_fallback",
+    )
+    assert (application.family, application.hourly_cost, application.cost_status) == (
+        "application",
+        pytest.approx(0.0225 * 1.115),
+        "estimated_fallback",
+    )
+    assert application.pricing["base_basis"] == "hourly_excluding_lcu"
     assert application.resource_ids == (
         "arn:aws:elasticloadbalancing:eu-west-1:731070500579:loadbalancer/app/myfirstloadbalancer/90dd512583d2d7e9",
     )
@@ -183,7 +200,10 @@ def test_cloud_custodian_records() -> None:
     asg, asg_volumes_a, asg_volumes_b = events_of(_one(CUSTODIAN / "event-cloud-trail-run-instances.json"))
     assert (asg.instance_type, asg.quantity, asg.hourly_cost) == ("t2.micro", 2, pytest.approx(2 * 0.0138))
     assert asg.actor.key == "service:autoscaling.amazonaws.com"  # Root acting through legacy Auto Scaling
-    assert asg_volumes_a.unpriced_reason == asg_volumes_b.unpriced_reason == "unknown_region"  # us-west-1 EBS
+    # us-west-1 EBS: two instances x 8 GiB gp2 each, estimated at 0.10/GB-month x us-west-1 factor 1.1667
+    for volume in (asg_volumes_a, asg_volumes_b):
+        assert (volume.quantity, volume.cost_status) == (16, "estimated_fallback")
+        assert volume.hourly_cost == pytest.approx(16 * 0.10 * 1.1667 / H)
     instance, root_volume = events_of(_one(CUSTODIAN / "event-cloud-trail-run-instance-creator.json"))
     assert (instance.instance_type, instance.hourly_cost) == ("m3.medium", 0.067)
     assert root_volume.hourly_cost == pytest.approx(8 * 0.10 / H)  # 8 GiB gp2; ephemeral0 and noDevice skipped
