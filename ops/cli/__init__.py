@@ -6,6 +6,9 @@ import argparse
 import importlib
 import logging
 import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import asyncpg
 
 from schemas.events import Dd0cError
 
@@ -19,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="dd0c/cost: AWS cost anomalies from CloudTrail, within a second of the event.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"dd0c-cost {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -29,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(subparsers)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("dd0c-cost")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +59,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `dd0c-cost anomalies | head`: the reader left; not an error worth a traceback
+        sys.stderr.close()
+        return 0
+    except EOFError:
+        print("dd0c-cost: no input (stdin is closed); see --help for a non-interactive option", file=sys.stderr)
+        return 1
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        print(f"dd0c-cost: {_database_hint(exc)}", file=sys.stderr)
+        return 1
+
+
+def _database_hint(exc: BaseException) -> str:
+    """One line a person can act on, instead of a driver traceback."""
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        return f"{exc} - the database has no dd0c/cost schema yet: run `dd0c-cost migrate`"
+    if isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
+        return f"DATABASE_URL is not a usable PostgreSQL URL ({exc})"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc} (is the server at DATABASE_URL running? is the port free?)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":

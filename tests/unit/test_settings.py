@@ -1,0 +1,55 @@
+"""Settings are validated once, at start-up, with messages that name the environment variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from ops.cli import main
+from ops.settings import DEFAULT_SECRET, Settings, SettingsError, load_settings
+
+
+def test_a_bad_value_names_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DD0C_WORKER_BATCH", "abc")
+    with pytest.raises(SettingsError, match=r"DD0C_WORKER_BATCH: .*integer.*'abc'"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("DD0C_WORKER_BATCH", "0"), ("DD0C_WORKER_BATCH", "-3"), ("DD0C_API_PORT", "99999"),
+     ("DD0C_JWT_TTL_SECONDS", "-5"), ("DD0C_MODE", "prod")],
+)
+def test_out_of_range_values_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_a_bad_secret_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DD0C_JWT_TTL_SECONDS", "x")
+    monkeypatch.setenv("DD0C_JWT_SECRET", "s3cr3t-value-that-must-not-leak-0123456789")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [(DEFAULT_SECRET, "built-in default"), ("", "is 0 bytes"), ("a", "is 1 bytes"), ("x" * 31, "is 31 bytes")],
+)
+def test_the_api_secret_must_be_real_outside_demo_mode(secret: str, message: str) -> None:
+    from schemas.events import Dd0cError
+
+    with pytest.raises(Dd0cError, match=message):
+        Settings(jwt_secret=secret).require_real_secret()
+    Settings(jwt_secret=secret, mode="demo").require_real_secret()  # demo mode accepts anything
+    Settings(jwt_secret="y" * 32).require_real_secret()
+
+
+def test_cli_reports_a_bad_setting_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("DD0C_WORKER_BATCH", "abc")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
+    assert main(["worker", "--drain"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dd0c-cost: invalid setting DD0C_WORKER_BATCH")
+    assert "\n" not in err
