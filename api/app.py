@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.auth import LocalAuthProvider
@@ -81,6 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     for module in (auth, health, anomalies, cost_events, baselines, resources, summary, feed):
         app.include_router(module.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI echoes the offending input in 422 bodies; for a login that input is the password. Keep the
+        # location and the message, never the value.
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(InvalidCursor)
     async def invalid_cursor(_request: Request, exc: InvalidCursor) -> JSONResponse:

@@ -146,3 +146,14 @@ def test_api_command_refuses_the_default_secret_outside_demo_mode() -> None:
     )
     assert done.returncode == 1
     assert done.stderr.startswith("dd0c-cost: DD0C_JWT_SECRET is the built-in default")
+
+
+async def test_a_malformed_login_never_echoes_the_password(database_url: str) -> None:
+    """A form-encoded body is a 422, and the error names what is wrong without repeating what was sent."""
+    async with asgi_client(database_url) as (client, _app):
+        response = await client.post(
+            "/v1/auth/login", content="username=demo&password=hunter2-secret", headers={"content-type": "text/plain"}
+        )
+    assert response.status_code == 422
+    assert "hunter2-secret" not in response.text
+    assert response.json()["detail"][0]["loc"] == ["body"]
