@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 log = logging.getLogger("dd0c.embedded")
@@ -22,7 +23,8 @@ def embedded_database_url(data_dir: Path, *, start: bool = True) -> str | None:
     pgdata = _pgdata(data_dir)
     if not start and not (pgdata / "postmaster.pid").exists():
         return None
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))  # pgserver's lock dir; quiets a warning
+    _quiet()
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))  # pgserver's lock dir
     import pgserver
 
     pgdata.mkdir(parents=True, exist_ok=True)
@@ -30,6 +32,13 @@ def embedded_database_url(data_dir: Path, *, start: bool = True) -> str | None:
     uri: str = server.get_uri()
     log.debug("embedded postgres at %s", uri)
     return uri
+
+
+def _quiet() -> None:
+    """Every command that attaches to the embedded server would otherwise print pgserver's chatter."""
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # pgserver (run as root) opens the data dir to its own OS user; platformdirs then warns about the runtime dir
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
 
 
 def stop_embedded(data_dir: Path) -> bool:

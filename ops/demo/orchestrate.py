@@ -315,6 +315,8 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], stopping: list[str], tim
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
+        # As uvicorn binds: SO_REUSEADDR, so the TIME-WAIT sockets a stopped demo leaves behind are not "in use".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
