@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -50,6 +50,8 @@ class LogKind(StrEnum):
 
 
 def _require_utc(name: str, value: datetime) -> None:
+    if value.tzinfo is UTC:  # the usual case, decided without calling utcoffset() (this runs for every entry)
+        return
     if value.tzinfo is None or value.utcoffset() is None:
         raise Dd0cError(f"{name} must be timezone-aware (got naive {value!r})")
 
