@@ -154,12 +154,12 @@ class PostgresRunner:
             while not self._stop.is_set():
                 try:
                     if self._conn is None:
-                        if not await self._start():
+                        if not await self._start(drain):
                             break  # stopped while waiting as standby
                     if await self._step(drain):
                         break
                     failures = 0
-                except RunnerError:
+                except (RunnerError, score_policy.PolicyError):
                     raise  # a configuration problem: retrying cannot help
                 except Exception as exc:  # any failure: roll back (the transaction did), reload, retry
                     failures += 1
@@ -176,10 +176,11 @@ class PostgresRunner:
 
     # -- session -------------------------------------------------------------------------------------------
 
-    async def _start(self) -> bool:
+    async def _start(self, drain: bool = False) -> bool:
+        self._default_policy()  # a bad DD0C_POLICY_FILE stops the worker now, not at the first event it scores
         conn = await connect(self.dsn)
         self._conn = conn
-        if not await self._acquire_lock(conn):
+        if not await self._acquire_lock(conn, standby=not drain):
             return False
         await self._check_mode(conn)
         self._listen = await connect(self.dsn)
@@ -188,11 +189,17 @@ class PostgresRunner:
         await self._load(conn)
         return True
 
-    async def _acquire_lock(self, conn: asyncpg.Connection) -> bool:
+    async def _acquire_lock(self, conn: asyncpg.Connection, *, standby: bool = True) -> bool:
         key = f"dd0c-runner:{self.name}"
         if await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
             log.info("runner %s active", self.name)
             return True
+        if not standby:
+            # --drain is for scripts: waiting behind a following worker would never end
+            raise RunnerError(
+                f"another worker is already folding this log (runner {self.name}); it keeps the projections "
+                "current, so --drain has nothing to do: stop that worker first if you need a drain to finish"
+            )
         log.info("another worker holds runner %s; waiting as hot standby", self.name)
         lock = asyncio.ensure_future(conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key))
         stopped = asyncio.ensure_future(self._stop.wait())
@@ -323,6 +330,8 @@ class PostgresRunner:
             await checkpoints.save(conn, self.name, last)
             for tenant in sorted(set(alerted)):
                 await conn.execute("SELECT pg_notify($1, $2)", FEED_CHANNEL, tenant)
+        for tenant, _stage, bad in rejected:  # named here too: an operator should not need psql to see why
+            log.warning("rejected (tenant %s) %s", tenant, bad.describe())
         # Committed: only now does the in-memory state count as the truth.
         self._baselines.changed.clear()
         self._resources.changed.clear()

@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from streams.pipeline import RUNNER_NAME
 from streams.prices.table import PriceTable, load_default_prices
 from streams.runner.postgres import FEED_CHANNEL, PostgresRunner, RunnerError, RunStats, reset_projections
 from streams.score import welford
+from streams.score.policy import PolicyError
 from tests.conftest import CORPUS, _create_database, _drop_database
 from tests.integration import ctgen
 
@@ -216,8 +218,16 @@ async def test_a_second_worker_waits_as_hot_standby_and_takes_over(
         first_task = asyncio.create_task(first.run())
         await wait_for_position(conn, await head(conn))
         second_task = asyncio.create_task(second.run())
-        await wait_until(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", 1)
+        await wait_until(
+            conn,
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()",
+            1,
+        )  # only this test's database: other suites' standby workers may be waiting elsewhere
         assert "waiting as hot standby" in caplog.text
+
+        with pytest.raises(RunnerError, match="already folding this log"):  # a drain never waits behind it
+            await asyncio.wait_for(PostgresRunner(database_url, prices()).run(drain=True), 10)
 
         await append(conn, ctgen.entries(RECORDS[100:200]), keep_read_only=False)
         await wait_for_position(conn, await head(conn))  # folded by the first worker
@@ -365,3 +375,12 @@ async def test_a_record_normalize_rejects_is_dead_lettered_once(database_url: st
         assert json.loads(dead["raw"])["eventID"] == ctgen.event_id(7)
     finally:
         await conn.close()
+
+
+async def test_a_bad_policy_file_stops_the_worker_at_start_without_retrying(database_url: str, tmp_path: Path) -> None:
+    """Even with nothing to fold: a typo in DD0C_POLICY_FILE is a configuration error, named at once."""
+    policy = tmp_path / "typo.toml"
+    policy.write_text("z_treshold = 2.0\n")
+    runner = PostgresRunner(database_url, prices(), policy_file=policy, retry_delay=30)
+    with pytest.raises(PolicyError, match="z_treshold"):
+        await asyncio.wait_for(runner.run(drain=True), 10)
