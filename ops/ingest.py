@@ -23,6 +23,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -75,6 +76,7 @@ class FileReport:
     skipped: Counter[str] = field(default_factory=Counter)  # by kind (digest, not_cloudtrail, ...)
     rejected: int = 0
     note: str = ""
+    earlier_rejected: int = 0  # an already-ingested file's rejections from its first ingest (still dead letters)
 
     def add(self, result: AppendResult) -> None:
         self.logged += result.logged
@@ -90,7 +92,9 @@ class FileReport:
         return doc
 
 
-_REPORT_FIELDS = tuple(f.name for f in fields(FileReport) if f.name not in ("file", "sha256", "status"))
+_REPORT_FIELDS = tuple(
+    f.name for f in fields(FileReport) if f.name not in ("file", "sha256", "status", "earlier_rejected")
+)
 
 
 @dataclass
@@ -107,8 +111,16 @@ class IngestReport:
         return sum(1 for f in self.files if f.status == "unreadable")
 
     @property
+    def earlier_rejected(self) -> int:
+        return sum(f.earlier_rejected for f in self.files)
+
+    @property
     def ok(self) -> bool:
-        return self.rejected == 0 and self.unreadable == 0
+        """Nothing rejected - now or when an already-ingested file was first read - and something was found.
+
+        So a scheduled re-run over the same folder keeps saying that it holds input that could not be read.
+        """
+        return bool(self.files) and self.rejected == 0 and self.unreadable == 0 and self.earlier_rejected == 0
 
     def total(self) -> FileReport:
         t = FileReport(file="total")
@@ -146,6 +158,25 @@ def find_log_files(paths: Iterable[Path], ignored: list[str] | None = None) -> I
             raise Dd0cError(f"no such file or directory: {path}")
 
 
+_DELIVERY_STAMP = re.compile(r"_(\d{8}T\d{4}Z)_")  # <account>_CloudTrail_<region>_20240501T0905Z_<unique>.json.gz
+
+
+def delivery_order(files: Iterable[Path]) -> list[Path]:
+    """Files in the order CloudTrail delivered them, by the timestamp in their names, whatever the folder layout.
+
+    Why: the S3 layout sorts by account, then region, then date. Walked by name, a multi-region bucket would teach
+    the baselines one region at a time - us-west-2's May after us-east-1's June. Names without a stamp keep their
+    walk order, ahead of the stamped ones (a stable sort).
+    """
+    listed = list(files)
+
+    def stamp(path: Path) -> str:
+        found = _DELIVERY_STAMP.search(path.name)
+        return found.group(1) if found else ""
+
+    return sorted(listed, key=stamp)
+
+
 def file_sha256(path: Path) -> str:
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
@@ -178,7 +209,7 @@ async def ingest(
     keep = settings.keep_read_only if keep_read_only is None else keep_read_only
     err = err if err is not None else sys.stderr
     report = IngestReport()
-    files = list(find_log_files([Path(p) for p in paths], report.ignored))
+    files = delivery_order(find_log_files([Path(p) for p in paths], report.ignored))
     await ensure_tenant(conn, tenant)
     with (
         tqdm(total=len(files), unit="file", desc="files", file=sys.stderr, disable=_no_bar(progress)) as file_bar,
@@ -233,7 +264,24 @@ async def ingest(
                 file_report = _unreadable(path, exc, say)
             done(file_report)
         await flush_group()
+    await _recall_earlier_rejections(conn, tenant, report)
     return report
+
+
+async def _recall_earlier_rejections(conn: asyncpg.Connection, tenant: str, report: IngestReport) -> None:
+    again = {f.sha256: f for f in report.files if f.status == "already ingested"}
+    if not again:
+        return
+    rows = await conn.fetch(
+        "SELECT sha256, coalesce((report->>'rejected')::int, 0) AS rejected FROM ingested_files"
+        " WHERE tenant_id = $1 AND sha256 = ANY($2::text[])",
+        tenant, list(again),
+    )
+    for row in rows:
+        if row["rejected"]:
+            f = again[row["sha256"]]
+            f.earlier_rejected = row["rejected"]
+            f.note = f"already ingested; {row['rejected']} rejected then (see dead_letters)"
 
 
 def _no_bar(progress: bool | None) -> bool | None:
@@ -575,8 +623,14 @@ def format_report(report: IngestReport) -> str:
     if report.ignored:
         out.append(f"ignored {len(report.ignored)} file(s) that are not log files by name: "
                    + ", ".join(report.ignored[:5]) + (" ..." if len(report.ignored) > 5 else ""))
+    if report.earlier_rejected:
+        out.append(f"{report.earlier_rejected} record(s) in already-ingested files were rejected when first read")
     if not report.files:
         out.append("no log files found")
+    out.append(
+        "read: records found; read-only: counted per account and day, not stored; skipped: whole documents that are "
+        "not events (digests, non-CloudTrail EventBridge events); rejected: records or unreadable parts of a file"
+    )
     return "\n".join(out)
 
 

@@ -202,10 +202,13 @@ def test_ingest_cli_reports_bad_files_and_logs_the_good_ones(sync_database_url: 
 
     asyncio.run(check())
 
-    # The same bucket again: nothing is re-read, nothing re-counted, nothing rejected twice.
+    # The same bucket again: nothing is re-read, nothing re-counted, nothing rejected twice - but the run still
+    # says (and its status still shows) that the bucket holds input that could not be read.
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 1, again.stderr
     assert again.stdout.count("already ingested") == 4
+    assert "dd0c-cost ingest: rejected" not in again.stderr
+    assert "2 record(s) in already-ingested files were rejected when first read" in again.stdout
 
 
 def test_format_report_lists_every_file_and_totals() -> None:

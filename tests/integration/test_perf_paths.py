@@ -77,7 +77,8 @@ def tricky_bucket(root: Path) -> list[Path]:
     extra = root / "extra"
     extra.mkdir()
     first = delivery_files(root / "gen")[3]
-    (extra / "a_same_bytes_again.json.gz").write_bytes(first.read_bytes())  # a re-delivery: already ingested
+    # a re-delivery (stamped after everything, so it is read last): already ingested
+    (extra / "a_same_bytes_again_20991231T2359Z_x.json.gz").write_bytes(first.read_bytes())
     records = json.loads(gzip.decompress(first.read_bytes()))["Records"]
     (extra / "b_same_events_other_bytes.json").write_text(json.dumps({"Records": records[::-1]}))  # duplicates
     read = {
@@ -134,7 +135,7 @@ async def test_fast_ingest_equals_the_slow_path_on_the_corpus_and_a_tricky_bucke
     # Hand-checkable anchors: the re-delivered file was not read again; of the six odd records two reads are
     # counted (by the full path) and four are dead letters (two bad fields, one NUL, one 80-bit integer).
     by_name = {Path(f.file).name: f for f in fast_report.files}
-    assert by_name["a_same_bytes_again.json.gz"].status == "already ingested"
+    assert by_name["a_same_bytes_again_20991231T2359Z_x.json.gz"].status == "already ingested"
     assert by_name["e_gone.json"].status == "unreadable"
     odd = by_name["c_odd_records.json"]
     if keep["keep_read_only"]:
