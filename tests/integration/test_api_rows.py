@@ -19,7 +19,10 @@ from fastapi import FastAPI
 from api.app import create_app, server_config
 from api.auth import create_user
 from ops.settings import Settings
+from projections.anomalies import writer as anomalies_writer
+from projections.cost_events import writer as cost_events_writer
 from projections.db import connect
+from projections.resources import writer as resources_writer
 from schemas.codec import to_jsonable
 from schemas.events import (
     Actor,
@@ -164,59 +167,29 @@ def resource(
 
 
 async def insert_anomalies(conn: asyncpg.Connection, items: Iterable[Anomaly], *, notify: bool = True) -> list[int]:
-    """Like the worker: rows and pg_notify per tenant in one transaction. Returns the feed_ids, in order."""
-    feed_ids = []
-    tenants = set()
+    """As the worker does it - the real writer, then pg_notify per tenant, in one transaction. Returns the feed_ids,
+    in order."""
+    made = list(items)
     async with conn.transaction():
-        for seq, a in enumerate(items, start=1):
-            feed_ids.append(
-                await conn.fetchval(
-                    "INSERT INTO anomalies (id, tenant_id, account_id, resource_type, severity, severity_rank,"
-                    " event_time, detected_at, hourly_cost, backfill, seq, data)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING feed_id",
-                    uuid.UUID(a.id),
-                    a.tenant,
-                    a.account_id,
-                    a.resource_type,
-                    a.severity.value,
-                    a.severity.rank,
-                    a.event_time,
-                    a.detected_at,
-                    a.hourly_cost,
-                    a.backfill,
-                    seq,
-                    to_jsonable(a),
-                )
+        await anomalies_writer.insert(conn, [(a, seq) for seq, a in enumerate(made, start=1)])
+        feed_ids: list[int] = [
+            r["feed_id"]
+            for r in await conn.fetch(
+                "SELECT feed_id FROM anomalies WHERE id = ANY($1::uuid[]) ORDER BY feed_id",
+                [uuid.UUID(a.id) for a in made],
             )
-            tenants.add(a.tenant)
+        ]
         if notify:
-            for tenant in sorted(tenants):
+            for tenant in sorted({a.tenant for a in made}):
                 await conn.execute("SELECT pg_notify('dd0c_feed', $1)", tenant)
     return feed_ids
 
 
 async def insert_cost_events(conn: asyncpg.Connection, items: Iterable[CostEvent]) -> list[str]:
-    ids = []
-    for e in items:
-        row_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{e.tenant}/{e.account_id}/{e.event_id}/{e.ordinal}")
-        await conn.execute(
-            "INSERT INTO cost_events (id, tenant_id, account_id, data, event_id, ordinal, seq, event_time,"
-            " resource_type, region, hourly_cost, priced) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            row_id,
-            e.tenant,
-            e.account_id,
-            {**to_jsonable(e), "priced": e.priced},
-            e.event_id,
-            e.ordinal,
-            e.seq,
-            e.event_time,
-            e.resource_type,
-            e.region,
-            e.hourly_cost,
-            e.priced,
-        )
-        ids.append(str(row_id))
-    return ids
+    """Through the worker's own writer, so the rows the API reads are exactly the rows the worker writes."""
+    made = list(items)
+    await cost_events_writer.insert(conn, made)
+    return [str(cost_events_writer.row_id(e.tenant, e.account_id, e.event_id, e.ordinal)) for e in made]
 
 
 async def insert_baselines(conn: asyncpg.Connection, items: Iterable[tuple[Baseline, float, float | None]]) -> None:
@@ -238,22 +211,7 @@ async def insert_baselines(conn: asyncpg.Connection, items: Iterable[tuple[Basel
 
 
 async def insert_resources(conn: asyncpg.Connection, items: Iterable[Resource]) -> None:
-    for r in items:
-        await conn.execute(
-            "INSERT INTO resources (tenant_id, account_id, resource_id, resource_type, region, state, hourly_cost,"
-            " opened_at, changed_at, seq, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            r.tenant,
-            r.account_id,
-            r.resource_id,
-            r.resource_type,
-            r.region,
-            r.state,
-            r.hourly_cost,
-            r.opened_at,
-            r.changed_at,
-            3,
-            to_jsonable(r),
-        )
+    await resources_writer.upsert(conn, [(r, 3) for r in items])
 
 
 @asynccontextmanager
