@@ -20,13 +20,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add = sub.add_parser("add", help="create a user (and its tenant if new)")
     add.add_argument("username")
     add.add_argument("--tenant", help="tenant id (default DD0C_TENANT, 'default')")
-    add.add_argument("--role", default="admin")
+    add.add_argument(
+        "--role", default="admin", choices=("admin", "viewer"),
+        help="admin (default) or viewer; today both may read everything of their tenant",
+    )
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin (one line)")
     add.add_argument("--replace", action="store_true", help="reset the password of an existing user")
     add.set_defaults(func=run_add)
     ls = sub.add_parser("list", help="list users")
     ls.add_argument("--tenant", help="only this tenant (default: all)")
     ls.set_defaults(func=run_list)
+
+
+MIN_PASSWORD = 8
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -36,8 +42,8 @@ def _read_password(from_stdin: bool) -> str:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Repeat password: ") != password:
             raise Dd0cError("passwords do not match")
-    if not password:
-        raise Dd0cError("empty password")
+    if len(password) < MIN_PASSWORD:
+        raise Dd0cError(f"the password must have at least {MIN_PASSWORD} characters")
     return password
 
 

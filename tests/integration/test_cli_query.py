@@ -172,12 +172,16 @@ def test_users_add_and_list(sync_database_url: str) -> None:
                 stdin="s3cret pass\n")
     assert added.returncode == 0, added.stderr
     assert added.stdout.strip() == "user alice added (tenant acme)"
-    assert cli(sync_database_url, "users", "add", "bob", "--password-stdin", stdin="pw-b\n").returncode == 0
+    assert cli(sync_database_url, "users", "add", "bob", "--password-stdin", stdin="pw-b-long\n").returncode == 0
 
-    again = cli(sync_database_url, "users", "add", "alice", "--tenant", "acme", "--password-stdin", stdin="x\n")
+    again = cli(sync_database_url, "users", "add", "alice", "--tenant", "acme", "--password-stdin",
+                stdin="x-long-enough\n")
     assert again.returncode == 1 and "already exists" in again.stderr
-    empty = cli(sync_database_url, "users", "add", "carol", "--password-stdin", stdin="\n")
-    assert empty.returncode == 1 and "empty password" in empty.stderr
+    for short in ("\n", "1234567\n"):
+        refused = cli(sync_database_url, "users", "add", "carol", "--password-stdin", stdin=short)
+        assert refused.returncode == 1 and "at least 8 characters" in refused.stderr
+    role = cli(sync_database_url, "users", "add", "dave", "--role", "superduper", "--password-stdin", stdin="x" * 9)
+    assert role.returncode == 2 and "invalid choice" in role.stderr
 
     listed = [line.split("\t")[:3] for line in ok(sync_database_url, "users", "list").splitlines()]
     assert listed == [["acme", "alice", "admin"], ["default", "bob", "admin"]]
