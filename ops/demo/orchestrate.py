@@ -219,7 +219,9 @@ def format_top(top: list[dict[str, Any]], names: dict[str, str]) -> str:
     head = ("account", "severity", "resource", "$/h", "why")
     rows = []
     for a in top:
-        account = names.get(a["account_id"], "") or a["account_id"]
+        # the id is what the API and CLI filter on; the generator's name is only a reading aid
+        name = names.get(a["account_id"], "")
+        account = f"{a['account_id']} ({name})" if name else a["account_id"]
         resource = a["resource_type"] + (f" {a['instance_type']}" if a.get("instance_type") else "")
         resource += f" ({a['region']})"
         cost = "unpriced" if a.get("hourly_cost") is None else f"{a['hourly_cost']:,.2f}"
