@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -28,7 +29,12 @@ def embedded_database_url(data_dir: Path, *, start: bool = True) -> str | None:
     import pgserver
 
     pgdata.mkdir(parents=True, exist_ok=True)
+    was_running = (pgdata / "postmaster.pid").exists()
     server = pgserver.get_server(str(pgdata), cleanup_mode=None)
+    if not was_running:
+        # it keeps running after this command: say so, and how to stop it
+        print(f"dd0c-cost: started the embedded PostgreSQL in {pgdata} (stop it with `dd0c-cost demo --stop`)",
+              file=sys.stderr)
     uri: str = server.get_uri()
     log.debug("embedded postgres at %s", uri)
     return uri

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 
 import uvicorn
 
 from ops.runtime import database_url
 from ops.settings import load_settings
+from schemas.events import Dd0cError
+
+
+def loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     settings.require_real_secret()  # outside demo mode the built-in JWT secret is refused
+    host = args.host or settings.api_host
+    if settings.mode == "demo" and not loopback(host):
+        # the demo secret is in this repository: anyone could sign tokens for an API reachable from elsewhere
+        raise Dd0cError(f"demo mode serves on loopback only (got --host {host}); set DD0C_MODE=production "
+                        "and a real DD0C_JWT_SECRET to listen on other addresses")
     if not settings.database_url:
         # Resolve it now (DATABASE_URL or the embedded server) so that a missing database is a clear error here,
         # not a failed application start-up inside uvicorn.

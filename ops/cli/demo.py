@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ops.cli.api import loopback
 from ops.demo.orchestrate import DEMO_RECORDS, DemoOptions
+from ops.settings import load_settings
+from schemas.events import Dd0cError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--stop", action="store_true", help="stop the embedded PostgreSQL and exit")
     p.add_argument("--no-api", action="store_true", help="prepare and print the anomalies, start nothing")
-    p.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="API port (default 8080)")
+    p.add_argument("--host", help="API address (default DD0C_API_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="API port (default DD0C_API_PORT, 8080)")
     size = p.add_argument_group("generated history (regenerated when these change)")
     size.add_argument("--records", type=int, default=DEMO_RECORDS, help=f"records (default {DEMO_RECORDS:,})")
     size.add_argument("--days", type=int, default=21, help="days of history (default 21)")
@@ -33,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.stop:
         return orchestrate.stop()
-    opts = DemoOptions(api=not args.no_api, host=args.host, port=args.port, records=args.records, days=args.days,
+    settings = load_settings()
+    host = args.host or settings.api_host
+    if not loopback(host):
+        raise Dd0cError(f"the demo serves on loopback only (got {host}): its token-signing secret is public")
+    opts = DemoOptions(api=not args.no_api, host=host, port=args.port or settings.api_port, records=args.records,
+                       days=args.days,
                        accounts=args.accounts, seed=args.seed, corpus=not args.no_corpus)
     return orchestrate.run(opts)
