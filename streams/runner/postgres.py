@@ -45,6 +45,7 @@ from streams.score import policy as score_policy
 log = logging.getLogger("dd0c.runner")
 
 FEED_CHANNEL = "dd0c_feed"  # NOTIFY payload: the tenant that has new anomalies (sent on commit)
+DRAIN_STALL_SECONDS = 300.0  # --drain behind another worker: give up if it does not move for this long
 DRAIN_ATTEMPTS = 3  # --drain gives up (exit 1) after this many failed tries of one batch
 
 
@@ -195,11 +196,7 @@ class PostgresRunner:
             log.info("runner %s active", self.name)
             return True
         if not standby:
-            # --drain is for scripts: waiting behind a following worker would never end
-            raise RunnerError(
-                f"another worker is already folding this log (runner {self.name}); it keeps the projections "
-                "current, so --drain has nothing to do: stop that worker first if you need a drain to finish"
-            )
+            return await self._drain_behind_another(conn, key)
         log.info("another worker holds runner %s; waiting as hot standby", self.name)
         lock = asyncio.ensure_future(conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key))
         stopped = asyncio.ensure_future(self._stop.wait())
@@ -210,6 +207,35 @@ class PostgresRunner:
             log.info("runner %s: lock acquired, taking over", self.name)
             return True
         lock.cancel()
+        return False
+
+    async def _drain_behind_another(self, conn: asyncpg.Connection, key: str) -> bool:
+        """--drain while a following worker holds the log: wait until it has folded what is in the log now.
+
+        Scripts (`ingest && worker --drain && anomalies`) then work whether or not a worker is running. If that
+        worker goes away meanwhile, take its place and drain here (True); if it folds up to the head, done (False).
+        """
+        target = await conn.fetchval(
+            "SELECT coalesce(max(seq), 0) FROM log WHERE $1::text IS NULL OR tenant_id = $1", self.tenant
+        )
+        log.info("another worker is folding runner %s; waiting for it to reach seq %d", self.name, target)
+        last_progress, last_position = time.monotonic(), -1
+        while not self._stop.is_set():
+            if await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
+                log.info("runner %s: the other worker left; draining here", self.name)
+                return True
+            position = (await checkpoints.load(conn, self.name)).position
+            if position >= target:
+                log.info("runner %s: the other worker has folded up to seq %d; nothing left to drain", self.name,
+                         position)
+                self._position = position
+                return False
+            if position != last_position:
+                last_progress, last_position = time.monotonic(), position
+            elif time.monotonic() - last_progress > DRAIN_STALL_SECONDS:
+                raise RunnerError(f"the worker holding runner {self.name} made no progress for "
+                                  f"{DRAIN_STALL_SECONDS:.0f}s (stuck at seq {position}, log at {target})")
+            await self._sleep(0.2)
         return False
 
     async def _check_mode(self, conn: asyncpg.Connection) -> None:
