@@ -95,7 +95,9 @@ def _z_reason(zs: ZScore, event: CostEvent, policy: Policy) -> Reason:
     cost = event.hourly_cost if event.hourly_cost is not None else 0.0  # zs exists only for priced events
     return Reason(
         "zscore",
-        f"{usd(cost)}/h vs expected {usd(zs.mean)}/h (z={z_text(zs.z)} over {zs.n} events) for {what(event)}",
+        # "per event": the baseline is what one such event usually starts, not the account's total spend
+        f"{usd(cost)}/h vs a typical {usd(zs.mean)}/h per event (z={z_text(zs.z)} over {zs.n} events)"
+        f" for {what(event)}",
         {
             "actual_hourly": cost,
             "expected_hourly": zs.mean,

@@ -82,7 +82,7 @@ def test_r25_p4d_spike_in_account_a_is_critical() -> None:
     assert spike.z == pytest.approx(4554.50875)
     assert spike.learning  # 5 events and 5 days in: still learning, yet the z verdict stands (not novelty alone)
     zreason, family = spike.reasons
-    assert zreason.text == "$21.96/h vs expected $0.096/h (z=4555 over 5 events) for 1 x p4d.24xlarge"
+    assert zreason.text == "$21.96/h vs a typical $0.096/h per event (z=4555 over 5 events) for 1 x p4d.24xlarge"
     assert zreason.data["expected_hourly"] == 0.096 and zreason.data["actual_hourly"] == 21.957642
     assert zreason.data["increase_hourly"] == pytest.approx(21.861642)
     assert (zreason.data["baseline_n"], zreason.data["baseline_mean"], zreason.data["baseline_stddev"]) == (

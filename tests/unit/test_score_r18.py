@@ -51,7 +51,7 @@ def test_r18_constant_exact_probes() -> None:
     assert anomaly is not None
     assert anomaly.z == pytest.approx(181.6) and math.isfinite(anomaly.z)
     assert anomaly.severity is Severity.LOW
-    assert anomaly.reasons[0].text.startswith("$0.192/h vs expected $0.0104/h (z=182 over 10 events)")
+    assert anomaly.reasons[0].text.startswith("$0.192/h vs a typical $0.0104/h per event (z=182 over 10 events)")
     assert_json_safe(base, anomaly)
 
 

@@ -119,7 +119,7 @@ def test_learning_ends_by_count_and_age_together() -> None:
 def test_reason_texts_name_the_money() -> None:
     _, anomaly = score(SETTLED, cost_event(1.2, when=SETTLED.last_event_time), DEFAULT_POLICY)
     assert anomaly is not None
-    assert anomaly.reasons[0].text == "$1.20/h vs expected $0.096/h (z=230 over 12 events) for 1 x m5.large"
+    assert anomaly.reasons[0].text == "$1.20/h vs a typical $0.096/h per event (z=230 over 12 events) for 1 x m5.large"
     _, anomaly = score(COLD, cost_event(25.0, when=COLD.last_event_time), DEFAULT_POLICY)
     assert anomaly is not None
     assert anomaly.reasons[0].text == (
