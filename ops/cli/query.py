@@ -85,6 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = common("resources", "list resources and their $/hour (running now by default)", run_resources)
     p.add_argument("--state", choices=("running", "stopped", "closed", "all"), default="running")
 
+    p = subparsers.add_parser("dead-letters", help="list input that could not be read or folded, newest first")
+    p.add_argument("--tenant", help="tenant id (default DD0C_TENANT, 'default')")
+    p.add_argument("--stage", choices=("read", "normalize"), help="where it was rejected")
+    p.add_argument("--since", type=when, help="rejected at or after this (ISO-8601 or an age: 24h, 7d)")
+    p.add_argument("--limit", type=_positive, default=50, help="at most this many rows (default 50)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=run_dead_letters)
+
 
 # ---------------------------------------------------------------------------------------------------- fetching
 
@@ -305,3 +313,30 @@ def run_resources(args: argparse.Namespace) -> int:
     unpriced = f" ({totals['unpriced_running']} running unpriced)" if totals["unpriced_running"] else ""
     footer = f"{totals['resource_count']} resource(s); burning now: ${totals['total_hourly_cost']:,.4f}/h{unpriced}"
     return emit(args, rows, render, footer)
+
+
+def run_dead_letters(args: argparse.Namespace) -> int:
+    """What ingest or the worker rejected, with the reason and where it came from (the raw bytes stay in the table)."""
+    tenant = _tenant(args)
+
+    async def work(conn: Any) -> list[Row]:
+        rows = await conn.fetch(
+            "SELECT id, stage, source, locator, reason, created_at, length(raw) AS raw_bytes FROM dead_letters"
+            " WHERE tenant_id = $1 AND ($2::text IS NULL OR stage = $2)"
+            " AND ($3::timestamptz IS NULL OR created_at >= $3) ORDER BY id DESC LIMIT $4",
+            tenant, args.stage, args.since, args.limit,
+        )
+        return [dict(r) for r in rows]
+
+    def render(rows: list[Row]) -> str:
+        return table(
+            ("ID", "REJECTED AT", "STAGE", "WHERE", "REASON"),
+            [
+                (str(r["id"]), _time(r["created_at"]), r["stage"],
+                 f"{r['source']}#{r['locator']}" if r["locator"] else r["source"], r["reason"])
+                for r in rows
+            ],
+            right=(0,),
+        )
+
+    return emit(args, _run(work), render)

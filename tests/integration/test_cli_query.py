@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from api.auth import verify_password
@@ -196,3 +197,23 @@ def test_users_add_and_list(sync_database_url: str) -> None:
     assert tenants == ["acme", "default"]  # created on demand
     assert hashed.startswith("scrypt$") and "s3cret" not in hashed
     assert verify_password("s3cret pass", hashed) and not verify_password("s3cret pass\n", hashed)
+
+
+def test_dead_letters_lists_what_was_rejected_and_where(sync_database_url: str, tmp_path: Path) -> None:
+    """Ingest names each rejection on stderr; `dd0c-cost dead-letters` shows them again later, newest first."""
+    (tmp_path / "broken.json").write_text('{"Records": [{"eventID": ')
+    (tmp_path / "typed.json").write_text(
+        '{"Records": [{"eventID": "e-1", "eventTime": 42.5, "eventSource": "ec2.amazonaws.com", "eventName": 7,'
+        ' "awsRegion": "us-east-1", "recipientAccountId": "111122223333"}]}'
+    )
+    ingested = cli(sync_database_url, "ingest", str(tmp_path))
+    assert ingested.returncode == 1
+
+    listed = json.loads(ok(sync_database_url, "dead-letters", "--format", "json"))
+    assert [(r["stage"], Path(r["source"]).name) for r in listed] == [("read", "typed.json"), ("read", "broken.json")]
+    assert "eventTime 1970-01-01T00:00:42.500000+00:00 is before CloudTrail existed" in listed[0]["reason"]
+    assert listed[1]["raw_bytes"] > 0
+    table = ok(sync_database_url, "dead-letters", "--stage", "read").splitlines()
+    assert table[0].split() == ["ID", "REJECTED", "AT", "STAGE", "WHERE", "REASON"]
+    assert len(table) == 3
+    assert ok(sync_database_url, "dead-letters", "--stage", "normalize").strip() == "(none)"
