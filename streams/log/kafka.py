@@ -42,8 +42,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 from ops.settings import Settings, load_settings
 from projections.rows import decode_entry, encode_entry
 from schemas.events import Dd0cError, LogEntry, Rejected
-from streams.log.postgres import _COUNT_READ_ONLY, AppendResult
-from streams.log.postgres import _encode as _storable_record
+from streams.log.postgres import COUNT_READ_ONLY, AppendResult, storable_record
 
 log = logging.getLogger("dd0c.log.kafka")
 
@@ -295,7 +294,7 @@ class KafkaLog:
                 if entry.read_only and not self._keep_read_only:
                     read_only[(entry.tenant, entry.account_id, entry.event_time.astimezone(UTC).date())] += 1
                     continue
-                record_json = _storable_record(entry)
+                record_json = storable_record(entry)
                 if isinstance(record_json, Rejected):
                     rejected.append(record_json)
                     continue
@@ -322,7 +321,7 @@ async def _store_read_only_counts(pool: asyncpg.Pool, counts: Counter[tuple[str,
     keys = list(counts)
     async with pool.acquire() as conn:
         await conn.execute(
-            _COUNT_READ_ONLY,
+            COUNT_READ_ONLY,
             [k[0] for k in keys],
             [k[1] for k in keys],
             [k[2] for k in keys],

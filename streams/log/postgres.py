@@ -45,7 +45,8 @@ ON CONFLICT (tenant_id, account_id, event_id) DO NOTHING
 RETURNING tenant_id, account_id, event_id
 """
 
-_COUNT_READ_ONLY = """
+# Shared with the Kafka backend, which counts read-only events in the same table so readers look in one place.
+COUNT_READ_ONLY = """
 INSERT INTO log_read_only_counts (tenant_id, account_id, day, events)
 SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[])
 ON CONFLICT (tenant_id, account_id, day) DO UPDATE SET events = log_read_only_counts.events + EXCLUDED.events
@@ -66,7 +67,7 @@ class AppendResult:
     logged: int = 0  # new rows in the log
     duplicate: int = 0  # already in the log (same tenant, account, eventID): dropped
     read_only_counted: int = 0  # read-only events counted per account and day instead of stored
-    rejected: tuple[Rejected, ...] = ()  # entries Postgres could not hold (see _encode); the rest were appended
+    rejected: tuple[Rejected, ...] = ()  # entries Postgres could not hold (see storable_record); the rest were appended
 
     def __add__(self, other: AppendResult) -> AppendResult:
         return AppendResult(
@@ -120,7 +121,7 @@ async def append_runs(
                 read_only[(entry.tenant, entry.account_id, entry.event_time.astimezone(UTC).date())] += 1
                 counted_per_run[index] += 1
                 continue
-            encoded = _encode(entry)
+            encoded = storable_record(entry)
             if isinstance(encoded, Rejected):
                 rejected[index].append(encoded)
             else:
@@ -134,7 +135,7 @@ async def append_runs(
         if read_only:
             keys = list(read_only)
             await conn.execute(
-                _COUNT_READ_ONLY,
+                COUNT_READ_ONLY,
                 [k[0] for k in keys],
                 [k[1] for k in keys],
                 [k[2] for k in keys],
@@ -168,8 +169,11 @@ async def append_runs(
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _encode(entry: LogEntry) -> str | Rejected:
-    """The record as JSON text Postgres will accept, or why not (a value, so the good entries still go in)."""
+def storable_record(entry: LogEntry) -> str | Rejected:
+    """The record as JSON text Postgres will accept, or why not (a value, so the good entries still go in).
+
+    Both log backends apply it, so the same input gives the same projections whichever log it went through.
+    """
     try:
         text = dumps_json(entry.record)  # = schemas.codec.dumps: refuses NaN/Infinity before the query is sent
     except (NotJsonSafe, TypeError, ValueError) as exc:  # orjson: lone UTF-16 surrogates are not valid text
