@@ -24,7 +24,7 @@ def embedded_database_url(data_dir: Path, *, start: bool = True) -> str | None:
     pgdata = _pgdata(data_dir)
     if not start and not (pgdata / "postmaster.pid").exists():
         return None
-    _quiet()
+    quiet()
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))  # pgserver's lock dir
     import pgserver
 
@@ -40,7 +40,7 @@ def embedded_database_url(data_dir: Path, *, start: bool = True) -> str | None:
     return uri
 
 
-def _quiet() -> None:
+def quiet() -> None:
     """Every command that attaches to the embedded server would otherwise print pgserver's chatter."""
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     # pgserver (run as root) opens the data dir to its own OS user; platformdirs then warns about the runtime dir
@@ -51,6 +51,7 @@ def stop_embedded(data_dir: Path) -> bool:
     pgdata = _pgdata(data_dir)
     if not (pgdata / "postmaster.pid").exists():
         return False
+    quiet()
     import pgserver
 
     server = pgserver.get_server(str(pgdata), cleanup_mode="stop")

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 
 import uvicorn
 
+from ops.cli.args import loopback
 from ops.runtime import database_url
 from ops.settings import load_settings
 from schemas.events import Dd0cError
-
-
-def loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

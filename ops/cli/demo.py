@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ops.cli.api import loopback
+from ops.cli.args import loopback
 from ops.demo.orchestrate import DEMO_RECORDS, DemoOptions
 from ops.settings import load_settings
 from schemas.events import Dd0cError

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from ops.cli.args import positive
 from ops.runtime import database_url
 from ops.settings import load_settings
 from projections import queries
@@ -52,20 +53,13 @@ def severity(text: str) -> Severity:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     def common(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
         p = subparsers.add_parser(name, help=help_text)
         p.add_argument("--tenant", help="tenant id (default DD0C_TENANT, 'default')")
         p.add_argument("--account", help="AWS account id")
         p.add_argument("--resource-type", help="e.g. ec2_instance, nat_gateway")
-        p.add_argument("--limit", type=_positive, default=50, help="at most this many rows (default 50)")
+        p.add_argument("--limit", type=positive(int), default=50, help="at most this many rows (default 50)")
         p.add_argument("--format", choices=("table", "json"), default="table")
         p.set_defaults(func=func)
         return p
@@ -89,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tenant", help="tenant id (default DD0C_TENANT, 'default')")
     p.add_argument("--stage", choices=("read", "normalize"), help="where it was rejected")
     p.add_argument("--since", type=when, help="rejected at or after this (ISO-8601 or an age: 24h, 7d)")
-    p.add_argument("--limit", type=_positive, default=50, help="at most this many rows (default 50)")
+    p.add_argument("--limit", type=positive(int), default=50, help="at most this many rows (default 50)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=run_dead_letters)
 

@@ -7,25 +7,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
+
+from ops.cli.args import positive
 
 if TYPE_CHECKING:
     from streams.runner.postgres import PostgresRunner
 
 log = logging.getLogger("dd0c.worker")
-
-
-T = TypeVar("T", int, float)
-
-
-def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
-    def parse(text: str) -> T:
-        value = kind(text)
-        if not value > 0:  # type: ignore[operator]
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-
-    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--drain", action="store_true", help="fold until the log is exhausted, then exit 0")
     p.add_argument("--tenant", help="fold only this tenant's entries (own checkpoint; do not mix with an "
                    "all-tenant worker on the same database)")
-    p.add_argument("--batch", type=_positive(int), help="entries per transaction (default: DD0C_WORKER_BATCH, 500)")
-    p.add_argument("--poll", type=_positive(float), default=5.0, help="seconds between polls when no NOTIFY arrives")
+    p.add_argument("--batch", type=positive(int), help="entries per transaction (default: DD0C_WORKER_BATCH, 500)")
+    p.add_argument("--poll", type=positive(float), default=5.0, help="seconds between polls when no NOTIFY arrives")
     p.set_defaults(func=run)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import os
 import secrets
 import signal
@@ -27,7 +26,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ops.demo.generate import GENERATOR_VERSION, Params, delivery_files, generate, read_manifest
+from ops.embedded import quiet
 from ops.settings import Settings, load_settings
 from schemas.events import Dd0cError
 
@@ -236,16 +235,10 @@ def format_top(top: list[dict[str, Any]], names: dict[str, str]) -> str:
     return "\n".join([line(head), *(line(r) for r in rows)])
 
 
-def _quiet() -> None:
-    logging.getLogger("pgserver").setLevel(logging.WARNING)  # its INFO lines drown the demo's own output
-    # pgserver (as root) opens the data dir to its own OS user, and platformdirs then warns about it: harmless
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-
-
 def prepare(opts: DemoOptions, out: TextIO) -> Prepared:
     """Everything before the long-running processes: database, migrations, ingest, fold, user, summary."""
     os.environ["DD0C_MODE"] = "demo"
-    _quiet()
+    quiet()
     settings = load_settings()
     data_dir = settings.data_dir
     # 0700: it holds the database and the demo password (and pgserver wants a private runtime dir)
@@ -389,7 +382,7 @@ def stop(out: TextIO | None = None) -> int:
     out = out or sys.stdout
     from ops.embedded import stop_embedded
 
-    _quiet()
+    quiet()
     data_dir = load_settings().data_dir
     if stop_embedded(data_dir):
         _say(out, f"stopped the embedded PostgreSQL under {data_dir / 'pgdata'}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ops.cli import main
-from ops.cli.api import loopback
+from ops.cli.args import loopback
 
 
 @pytest.mark.parametrize("argv", [["worker", "--batch", "-3"], ["worker", "--batch", "0"], ["worker", "--poll", "-1"]])
