@@ -227,13 +227,15 @@ async def test_a_second_worker_waits_as_hot_standby_and_takes_over(
         assert "waiting as hot standby" in caplog.text
 
         # A drain beside a following worker waits for that worker to reach the head, folds nothing itself, and
-        # returns: `ingest && worker --drain && anomalies` works whether or not a worker is running.
-        behind = await asyncio.wait_for(PostgresRunner(database_url, prices()).run(drain=True), 10)
-        assert (behind.entries, behind.position) == (0, await head(conn))
-        assert "nothing left to drain" in caplog.text
-
+        # returns: `ingest && worker --drain && anomalies` works whether or not a worker is running. Appended just
+        # before, so the follower still has 100 entries to fold when the drain starts: a drain that did not wait
+        # would come back behind the head.
         await append(conn, ctgen.entries(RECORDS[100:200]), keep_read_only=False)
-        await wait_for_position(conn, await head(conn))  # folded by the first worker
+        behind = await asyncio.wait_for(PostgresRunner(database_url, prices()).run(drain=True), 10)
+        target = await head(conn)
+        assert (behind.entries, behind.position) == (0, target)
+        assert await conn.fetchval("SELECT position FROM checkpoints WHERE runner = $1", RUNNER_NAME) == target
+        assert "nothing left to drain" in caplog.text
         assert first.stats.entries > 0 and second.stats.entries == 0
         first.stop()
         await asyncio.wait_for(first_task, 30)
