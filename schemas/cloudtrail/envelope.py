@@ -54,7 +54,7 @@ def recognised(value: object) -> bool:
     return any(key in value for key in keys)
 
 
-def _decode_string(text: str) -> tuple[bool, Any]:
+def decode_json_string(text: str) -> tuple[bool, Any]:
     """A JSON document inside a JSON string (lookup-events, SIEM wrappers). (False, None) when it is not JSON."""
     stripped = text.strip()
     if not stripped or stripped[0] not in "{[":
@@ -65,7 +65,7 @@ def _decode_string(text: str) -> tuple[bool, Any]:
         return False, None
 
 
-def _kind_of(value: object) -> str:
+def json_kind(value: object) -> str:
     match value:
         case None:
             return "null"
@@ -100,7 +100,7 @@ def unwrap(value: object, source: str, locator: str, raw: RawFn, depth: int = 0)
         return
 
     if isinstance(value, str):
-        ok, inner = _decode_string(value)
+        ok, inner = decode_json_string(value)
         if not ok:
             yield rejected("not a CloudTrail record: a JSON string that does not hold a JSON object")
             return
@@ -113,18 +113,18 @@ def unwrap(value: object, source: str, locator: str, raw: RawFn, depth: int = 0)
         return
 
     if not isinstance(value, dict):
-        yield rejected(f"not a CloudTrail record: expected a JSON object, got a JSON {_kind_of(value)}")
+        yield rejected(f"not a CloudTrail record: expected a JSON object, got a JSON {json_kind(value)}")
         return
 
     if "Records" in value:
         records = value["Records"]
         if isinstance(records, str):
-            ok, records = _decode_string(records)
+            ok, records = decode_json_string(records)
             if not ok:
                 yield rejected("Records is a string that does not hold a JSON array")
                 return
         if not isinstance(records, list):
-            yield rejected(f"Records must be an array, got a JSON {_kind_of(records)}")
+            yield rejected(f"Records must be an array, got a JSON {json_kind(records)}")
             return
         for index, element in enumerate(records, 1):
             yield from unwrap(element, source, at(f"record {index}"), raw, depth + 1)
@@ -151,7 +151,7 @@ def unwrap(value: object, source: str, locator: str, raw: RawFn, depth: int = 0)
     if "CloudTrailEvent" in value:
         inner = value["CloudTrailEvent"]
         if isinstance(inner, str):
-            ok, inner = _decode_string(inner)
+            ok, inner = decode_json_string(inner)
             if not ok:
                 yield rejected("CloudTrailEvent is a string that does not hold a JSON object")
                 return
@@ -187,9 +187,11 @@ def unwrap(value: object, source: str, locator: str, raw: RawFn, depth: int = 0)
     for path in _WRAPPER_PATHS:
         inner = _follow(value, path)
         if isinstance(inner, str | dict):
-            if isinstance(inner, str) and not _decode_string(inner)[0]:
-                yield rejected(f"wrapper field {'.'.join(path)} does not hold a JSON object")
-                return
+            if isinstance(inner, str):
+                ok, inner = decode_json_string(inner)  # decoded once, here, and handed on as a value
+                if not ok:
+                    yield rejected(f"wrapper field {'.'.join(path)} does not hold a JSON object")
+                    return
             yield from unwrap(inner, source, locator, raw, depth + 1)
             return
 
@@ -207,7 +209,7 @@ def _eventbridge(value: dict[str, Any], source: str, locator: str, raw: RawFn, d
     if isinstance(detail_type, str) and detail_type.endswith("via CloudTrail"):
         detail = value.get("detail")
         if isinstance(detail, str):
-            ok, detail = _decode_string(detail)
+            ok, detail = decode_json_string(detail)
             if not ok:
                 detail = None
         if isinstance(detail, dict) and looks_like_record(detail):

@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from schemas.cloudtrail.envelope import is_insight
+from schemas.cloudtrail.envelope import decode_json_string, is_insight, json_kind
 from schemas.cloudtrail.items import S3_NOTIFICATION, RawRecord, Skipped
 from schemas.events import Dd0cError, LogEntry, LogKind, Rejected
 
@@ -159,7 +159,7 @@ def _text(record: Mapping[str, Any], key: str, label: str | None = None) -> str:
     if value is None:
         raise _Invalid(f"{name} is missing")
     if not isinstance(value, str):
-        raise _Invalid(f"{name} must be a string, got a JSON {_kind(value)} ({_short(value)})")
+        raise _Invalid(f"{name} must be a string, got a JSON {json_kind(value)} ({_short(value)})")
     raise _Invalid(f"{name} is empty")
 
 
@@ -172,21 +172,7 @@ def _account(value: object, name: str) -> str | None:
         return str(value)
     if isinstance(value, int) and not isinstance(value, bool):
         raise _Invalid(f"{name} is a number with {len(str(value))} digits ({value}); leading zeros may be lost")
-    raise _Invalid(f"{name} must be a string, got a JSON {_kind(value)} ({_short(value)})")
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null" if value is None else type(value).__name__
+    raise _Invalid(f"{name} must be a string, got a JSON {json_kind(value)} ({_short(value)})")
 
 
 def _short(value: object) -> str:
@@ -215,7 +201,7 @@ def _normalised(record: dict[str, Any]) -> dict[str, Any]:
             raise _Invalid("userIdentity must be an object, got a string that does not hold a JSON object")
         fixes["userIdentity"] = decoded
     elif identity is not None and not isinstance(identity, dict):
-        raise _Invalid(f"userIdentity must be an object, got a JSON {_kind(identity)} ({_short(identity)})")
+        raise _Invalid(f"userIdentity must be an object, got a JSON {json_kind(identity)} ({_short(identity)})")
     for key in _JSON_STRING_FIELDS:
         value = record.get(key)
         if isinstance(value, str):
@@ -232,14 +218,8 @@ def _normalised(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_object(text: str) -> dict[str, Any] | list[Any] | None:
-    stripped = text.strip()
-    if not stripped or stripped[0] not in "{[":
-        return None
-    try:
-        decoded = json.loads(stripped)
-    except (ValueError, RecursionError):
-        return None
-    return decoded if isinstance(decoded, dict | list) else None
+    ok, decoded = decode_json_string(text)
+    return decoded if ok and isinstance(decoded, dict | list) else None
 
 
 def to_log_entry(raw: RawRecord, *, tenant: str, ingested_at: datetime, source: str) -> LogEntry | Rejected | Skipped:
@@ -248,7 +228,7 @@ def to_log_entry(raw: RawRecord, *, tenant: str, ingested_at: datetime, source: 
         raise Dd0cError(f"ingested_at must be timezone-aware (got {ingested_at!r})")
     record = raw.record
     if not isinstance(record, dict):
-        return Rejected(f"not a CloudTrail record: a JSON {_kind(record)}", _raw_bytes(record), source, raw.locator)
+        return Rejected(f"not a CloudTrail record: a JSON {json_kind(record)}", _raw_bytes(record), source, raw.locator)
     if record.get("eventSource") == "aws:s3" and "s3" in record:
         return Skipped(S3_NOTIFICATION, source, raw.locator, "S3 event notification, not a CloudTrail record")
     try:
