@@ -27,10 +27,10 @@ import asyncpg
 from projections import queries
 from projections.db import connect
 from schemas.codec import dumps
+from streams.pipeline import FEED_CHANNEL
 
 log = logging.getLogger("dd0c.api.feed")
 
-CHANNEL = "dd0c_feed"  # NOTIFY payload: the tenant that has new anomalies
 
 SendText = Callable[[str], Awaitable[None]]
 
@@ -249,17 +249,17 @@ class FeedHub:
                 conn = await connect(self._dsn)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, self._on_notification)
+                await conn.add_listener(FEED_CHANNEL, self._on_notification)
                 self._listening = True
                 backoff = 0.5
-                log.info("feed: listening on %s", CHANNEL)
+                log.info("feed: listening on %s", FEED_CHANNEL)
                 # Whatever was committed while not listening: re-read every watched tenant once.
                 self._dirty.update(self._subs)
                 self._wake.set()
                 await lost.wait()
                 log.warning("feed: LISTEN connection lost; reconnecting")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("feed: cannot LISTEN on %s: %s; retrying in %.1fs", CHANNEL, exc, backoff)
+                log.warning("feed: cannot LISTEN on %s: %s; retrying in %.1fs", FEED_CHANNEL, exc, backoff)
             finally:
                 self._listening = False
                 if conn is not None and not conn.is_closed():

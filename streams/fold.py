@@ -7,7 +7,7 @@ stages, so every runner folds identically.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from schemas.events import Anomaly, Baseline, CostEvent, LogEntry, LogKind, Rejected, Resource
 from streams.ledger import pure as ledger
@@ -37,12 +37,13 @@ class FoldState:
     accounts: dict[tuple[str, str], AccountHistory] = field(default_factory=dict)
 
     def account(self, tenant: str, account_id: str) -> AccountHistory:
-        key = (tenant, account_id)
-        found = self.accounts.get(key)
-        if found is None:
-            mine = (b for (t, a, _), b in self.baselines.items() if (t, a) == key)
-            found = self.accounts[key] = account_history(mine)
-        return found
+        if not self.accounts and self.baselines:
+            # first use after a (re)load: derive every account in one pass over the baselines
+            grouped: dict[tuple[str, str], list[Baseline]] = {}
+            for (t, a, _), b in self.baselines.items():
+                grouped.setdefault((t, a), []).append(b)
+            self.accounts.update((key, account_history(bs)) for key, bs in grouped.items())
+        return self.accounts.get((tenant, account_id)) or AccountHistory()
 
 
 @dataclass
@@ -67,7 +68,7 @@ def fold_entry(
     if isinstance(result, Rejected):
         out.rejected.append(result)
         return
-    events = [_with_seq(e, entry.seq) for e in result]
+    events = result  # normalize stamps each event with entry.seq
     policy = policy_for(entry.tenant)
     for event in events:
         key = (event.tenant, event.account_id, event.resource_type)
@@ -86,7 +87,3 @@ def fold_entry(
             state.resources[rkey] = updated
             state.dirty_resources.add(rkey)
     out.metrics.extend((entry.tenant, metric, label) for metric, label in observations(entry, events))
-
-
-def _with_seq(event: CostEvent, seq: int | None) -> CostEvent:
-    return event if event.seq == seq else replace(event, seq=seq)

@@ -21,5 +21,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("project", "projections", "rows + checkpoint in one Postgres transaction"),
 )
 
+# NOTIFY channels (payload: a tenant). Both fire inside the writer's transaction, so only on commit.
+LOG_CHANNEL = "dd0c_log"  # new entries in the log: wakes the worker
+FEED_CHANNEL = "dd0c_feed"  # new anomalies: wakes every API process's live feed
+
 # The single Postgres runner's checkpoint name (one runner folds every projection in one transaction).
 RUNNER_NAME = "fold-v1"

@@ -14,6 +14,7 @@ import orjson
 
 from projections.rows import document, dumps_document, from_jsonable
 from schemas.events import Baseline
+from streams.score import welford
 
 log = logging.getLogger("dd0c.projections.baselines")
 
@@ -36,11 +37,12 @@ ON CONFLICT (tenant_id, account_id, resource_type) DO UPDATE SET
 
 
 def stddev(baseline: Baseline) -> float | None:
-    """Sample standard deviation (n - 1); None below two samples. Clamped: M2 can never make it negative."""
-    w = baseline.stats
-    if w.n < 2:
-        return None
-    return math.sqrt(max(w.m2 / (w.n - 1), 0.0))
+    """Sample standard deviation (n - 1) for the seed's `stddev` column; None below two samples.
+
+    The raw figure (welford.variance), not welford.stddev: its float-noise rule belongs to scoring, not storage.
+    """
+    variance = welford.variance(baseline.stats)
+    return None if variance is None else math.sqrt(variance)
 
 
 def _numeric(value: float | None, what: str, baseline: Baseline) -> Decimal | None:

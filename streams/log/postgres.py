@@ -25,10 +25,10 @@ from ops.settings import load_settings
 from projections.rows import dumps_json
 from schemas.codec import NotJsonSafe
 from schemas.events import LogEntry, LogKind, Rejected
+from streams.pipeline import LOG_CHANNEL
 
 log = logging.getLogger("dd0c.log")
 
-LOG_CHANNEL = "dd0c_log"  # NOTIFY payload: the tenant whose entries were appended
 APPEND_LOCK_KEY = 0x0DD0C106  # any constant, distinct from the migration and runner locks
 
 _INSERT = """

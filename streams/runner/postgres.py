@@ -37,14 +37,13 @@ from projections.metrics import writer as metrics
 from projections.resources import writer as resources
 from schemas.events import Baseline, Dd0cError, LogEntry, Rejected, Resource
 from streams.fold import BaselineKey, FoldOutput, FoldState, ResourceKey, fold_entry
-from streams.log.postgres import LOG_CHANNEL, dead_letters, read_after
-from streams.pipeline import RUNNER_NAME
+from streams.log.postgres import dead_letters, read_after
+from streams.pipeline import FEED_CHANNEL, LOG_CHANNEL, RUNNER_NAME
 from streams.prices.table import PriceTable
 from streams.score import policy as score_policy
 
 log = logging.getLogger("dd0c.runner")
 
-FEED_CHANNEL = "dd0c_feed"  # NOTIFY payload: the tenant that has new anomalies (sent on commit)
 DRAIN_STALL_SECONDS = 300.0  # --drain behind another worker: give up if it does not move for this long
 DRAIN_ATTEMPTS = 3  # --drain gives up (exit 1) after this many failed tries of one batch
 

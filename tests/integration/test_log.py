@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from projections.db import connect
 from schemas.events import LogEntry, LogKind, Rejected
-from streams.log.postgres import LOG_CHANNEL, AppendResult, append, dead_letter, dead_letters, head, read_after
+from streams.log.postgres import AppendResult, append, dead_letter, dead_letters, head, read_after
+from streams.pipeline import LOG_CHANNEL
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ import pytest
 from ops.ingest import ingest
 from projections.db import connect
 from streams.log.postgres import append, head
-from streams.pipeline import RUNNER_NAME
+from streams.pipeline import FEED_CHANNEL, RUNNER_NAME
 from streams.prices.table import PriceTable, load_default_prices
-from streams.runner.postgres import FEED_CHANNEL, PostgresRunner, RunnerError, RunStats, reset_projections
+from streams.runner.postgres import PostgresRunner, RunnerError, RunStats, reset_projections
 from streams.score import welford
 from streams.score.policy import PolicyError
 from tests.conftest import CORPUS, _create_database, _drop_database
