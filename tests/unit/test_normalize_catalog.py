@@ -867,5 +867,16 @@ def test_wrong_types_are_rejected_with_event_id_and_field(record: dict[str, Any]
 
 
 def test_null_response_elements_never_raise() -> None:
-    for name in ("CreateVolume", "CreateSnapshot", "AllocateAddress", "CreateNatGateway", "CreateVpcEndpoint"):
-        assert isinstance(normalize(entry(call(EC2, name, None, None)), prices()), list)
+    """A successful create whose request and response were both null still created something: price what the
+    call alone tells (an EIP, a NAT gateway), say why the rest is unpriced, and never guess a volume size."""
+    expected = {
+        "CreateVolume": [("ebs_volume", None, "unpriced", "unknown_volume_size")],
+        "CreateSnapshot": [("ebs_snapshot", None, "unpriced", "unknown_volume_size")],
+        "AllocateAddress": [("elastic_ip", 0.005, "priced", None)],
+        "CreateNatGateway": [("nat_gateway", 0.045, "priced", None)],
+        "CreateVpcEndpoint": [],  # type unknown: gateway endpoints are free, so nothing is claimed
+    }
+    for name, events in expected.items():
+        result = normalize(entry(call(EC2, name, None, None)), prices())
+        assert isinstance(result, list), name
+        assert [(e.resource_type, e.hourly_cost, e.cost_status, e.unpriced_reason) for e in result] == events, name
