@@ -13,7 +13,10 @@ import asyncpg
 from schemas.events import Dd0cError
 
 # Each module registers its own sub-commands; the order here is the order `--help` lists them in.
-COMMAND_MODULES = ("migrate", "ingest", "worker", "api", "query", "users", "demo")
+COMMAND_MODULES = (
+    "migrate", "ingest", "worker", "replay", "backtest", "api", "query", "users", "demo",
+    "accounts", "backfill", "ingestion", "zombies", "notify", "panic",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ from projections.baselines import writer as baselines
 from projections.checkpoints import writer as checkpoints
 from projections.cost_events import writer as cost_events
 from projections.db import connect
+from projections.generation import writer as generation
 from projections.metrics import writer as metrics
 from projections.resources import writer as resources
 from schemas.events import Baseline, Dd0cError, LogEntry, Rejected, Resource
@@ -139,6 +140,7 @@ class PostgresRunner:
         self._resources = _OpenResources({})
         self._position = 0
         self._applied = 0
+        self._generation = 0  # of the tables the state was loaded from (projections/generation)
         self._last_report = time.monotonic()
 
     # -- control -------------------------------------------------------------------------------------------
@@ -161,6 +163,9 @@ class PostgresRunner:
                     failures = 0
                 except (RunnerError, score_policy.PolicyError):
                     raise  # a configuration problem: retrying cannot help
+                except generation.StaleState as exc:  # a replay swapped the tables: not a failure
+                    log.info("runner %s: %s", self.name, exc)
+                    await self._close()
                 except Exception as exc:  # any failure: roll back (the transaction did), reload, retry
                     failures += 1
                     log.exception("batch after seq %d failed (attempt %d); reloading state", self._position, failures)
@@ -249,6 +254,7 @@ class PostgresRunner:
 
     async def _load(self, conn: asyncpg.Connection) -> None:
         """(Re)build the in-memory state from what is committed."""
+        self._generation = await generation.current(conn)
         cp = await checkpoints.load(conn, self.name)
         self._position, self._applied = cp.position, cp.applied
         self._baselines = _Baselines(await baselines.load(conn, self.tenant))
@@ -346,6 +352,7 @@ class PostgresRunner:
         assert last is not None
         self._check_tracking()
         async with conn.transaction():
+            await generation.hold(conn, self._generation)  # first: a swap since _load makes this state stale
             new_events = await cost_events.insert(conn, out.cost_events)
             await baselines.upsert(conn, list(self._baselines.changed.values()))
             alerted = await anomalies.insert(conn, list(zip(out.anomalies, anomaly_seqs, strict=True)))
