@@ -25,16 +25,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ops.ingest import format_report, ingest
     from ops.runtime import database_url
+    from ops.settings import load_settings
     from projections.db import connect
+    from streams.log.kafka import KafkaLog, KafkaSpec, is_kafka_url
 
     async def main() -> int:
+        settings = load_settings()
+        kafka = None
+        if is_kafka_url(settings.log_url):  # the raw topic; claims, counts and dead letters stay in Postgres
+            kafka = KafkaLog(KafkaSpec.from_settings(settings), keep_read_only=args.keep_read_only)
+            await kafka.start()  # bounded retries; a clear error naming the bootstrap when the broker stays down
         conn = await connect(database_url())
         try:
             report = await ingest(
-                conn, args.paths, tenant=args.tenant, keep_read_only=args.keep_read_only, progress=None
+                conn, args.paths, tenant=args.tenant, keep_read_only=args.keep_read_only, progress=None, kafka=kafka
             )
         finally:
             await conn.close()
+            if kafka is not None:
+                await kafka.stop()
         print(format_report(report))
         return 0 if report.ok else 1
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ops.cli.args import positive
 
 if TYPE_CHECKING:
+    from ops.settings import Settings
     from streams.runner.postgres import PostgresRunner
 
 log = logging.getLogger("dd0c.worker")
@@ -35,8 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ops.runtime import database_url
+    from ops.settings import load_settings
+    from streams.log.kafka import is_kafka_url
     from streams.prices.table import load_default_prices
     from streams.runner.postgres import PostgresRunner
+
+    settings = load_settings()
+    if is_kafka_url(settings.log_url):
+        return _run_kafka(args, settings)
 
     async def main() -> int:
         runner = PostgresRunner(
@@ -53,6 +60,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def _run_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    """The faust worker on the Kafka log (DD0C_LOG_URL=kafka://...); joins the group and folds until stopped."""
+    from ops.runtime import database_url
+    from schemas.events import Dd0cError
+    from streams.prices.table import load_default_prices
+    from streams.runner.faust_app import run_worker
+
+    if args.drain or args.tenant:
+        raise Dd0cError("--drain and --tenant need the Postgres log; on Kafka every worker folds the partitions the "
+                        "group assigns it, until stopped")
+    return run_worker(settings, database_url(), load_default_prices(), batch=args.batch or settings.worker_batch,
+                      loglevel="debug" if getattr(args, "verbose", False) else "info")
 
 
 def _stopper(runner: PostgresRunner, sig: signal.Signals) -> Callable[[], None]:

@@ -282,25 +282,39 @@ class KafkaLog:
         fails mid-batch a KafkaLogError is raised; the entries already acknowledged stay on the topic, and
         appending the batch again is safe because the consumer side dedupes.
         """
-        if self._producer is None:
-            raise KafkaLogError("KafkaLog.append before start() (use `async with KafkaLog(spec)`)")
         if not entries:
             return AppendResult()
-        rejected: list[Rejected] = []
+        (result,) = await self.append_runs([entries])
+        return result
+
+    async def append_runs(self, runs: Sequence[Sequence[LogEntry]]) -> list[AppendResult]:
+        """`append` for several runs at once (the ingester: one run per file or chunk of one), in order.
+
+        Every entry of every run is queued before any acknowledgement is awaited, so a bucket of small files
+        costs one round of acks per call instead of one per file; result i is what `append(runs[i])` returns.
+        """
+        if self._producer is None:
+            raise KafkaLogError("KafkaLog.append before start() (use `async with KafkaLog(spec)`)")
+        rejected: list[list[Rejected]] = [[] for _ in runs]
+        counted = [0] * len(runs)
+        produced = [0] * len(runs)
         read_only: Counter[tuple[str, str, date]] = Counter()
         pending: list[asyncio.Future[Any]] = []
         try:
-            for entry in entries:
-                if entry.read_only and not self._keep_read_only:
-                    read_only[(entry.tenant, entry.account_id, entry.event_time.astimezone(UTC).date())] += 1
-                    continue
-                record_json = storable_record(entry)
-                if isinstance(record_json, Rejected):
-                    rejected.append(record_json)
-                    continue
-                value = encode_entry(entry, record_json)
-                # send() only queues (it waits when the buffer is full); the acks are awaited together below
-                pending.append(await self._producer.send(self.spec.topic, value, key=message_key(entry)))
+            for index, entries in enumerate(runs):
+                for entry in entries:
+                    if entry.read_only and not self._keep_read_only:
+                        read_only[(entry.tenant, entry.account_id, entry.event_time.astimezone(UTC).date())] += 1
+                        counted[index] += 1
+                        continue
+                    record_json = storable_record(entry)
+                    if isinstance(record_json, Rejected):
+                        rejected[index].append(record_json)
+                        continue
+                    value = encode_entry(entry, record_json)
+                    # send() only queues (it waits when the buffer is full); the acks are awaited together below
+                    pending.append(await self._producer.send(self.spec.topic, value, key=message_key(entry)))
+                    produced[index] += 1
             await asyncio.gather(*pending)
         except KafkaError as exc:
             for future in pending:  # do not leave "exception never retrieved" behind
@@ -309,12 +323,10 @@ class KafkaLog:
             raise KafkaLogError(f"append to {self.spec.topic} at {self.spec.bootstrap} failed: {exc!r}") from exc
         if read_only and self._counts is not None:
             await _store_read_only_counts(self._counts, read_only)
-        return AppendResult(
-            logged=len(pending),
-            duplicate=0,
-            read_only_counted=sum(read_only.values()),
-            rejected=tuple(rejected),
-        )
+        return [
+            AppendResult(logged=produced[i], duplicate=0, read_only_counted=counted[i], rejected=tuple(rejected[i]))
+            for i in range(len(runs))
+        ]
 
 
 async def _store_read_only_counts(pool: asyncpg.Pool, counts: Counter[tuple[str, str, date]]) -> None:
