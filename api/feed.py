@@ -12,6 +12,13 @@ Nobody can slow anyone else down:
 * catch-up (resume) reads the table inside the subscriber's own sender task, not through the queue.
 
 Every replica listens to Postgres itself, so fan-out across API replicas needs no extra broker.
+
+A replay swaps rebuilt projection tables in (streams/replay): the anomalies it rebuilt have new feed ids, above
+the ones clients have seen, and must not be sent as new. Every read of the table also reads the projection
+generation in the same statement (so in the same snapshot); when it changed and the swap covered the tenant, the
+reader jumps to the rebuilt table's last feed_id and the client gets one `{"type": "replaced", "feed_id": N}`
+message (re-read GET /v1/anomalies; later anomalies follow as usual). The swap's NOTIFY on `dd0c_feed_replaced`
+only wakes the hub early.
 """
 
 from __future__ import annotations
@@ -24,15 +31,30 @@ from typing import Any
 
 import asyncpg
 
-from projections import queries
 from projections.db import connect
+from projections.generation import page as generation_page
 from schemas.codec import dumps
 from streams.pipeline import FEED_CHANNEL
+from streams.replay import REPLACED_CHANNEL
 
 log = logging.getLogger("dd0c.api.feed")
 
 
 SendText = Callable[[str], Awaitable[None]]
+RESET = -1  # queue item meaning "the projections were replaced: jump to Subscriber.reset"
+
+Page = generation_page.Page  # the rows are (feed_id, Anomaly document)
+
+
+async def read_page(db: Any, tenant: str, after: int, limit: int) -> Page[tuple[int, Any]]:
+    """The generation, the tenant's last feed_id and a page after `after`, in one statement (one snapshot)."""
+    return await generation_page.read_page(db, tenant, after, limit, columns=("feed_id", "data"),
+                                           row=lambda r: (r["feed_id"], r["data"]))
+
+
+def encode_replaced(feed_id: int, generation: int) -> str:
+    return dumps({"type": "replaced", "feed_id": feed_id, "generation": generation,
+                  "reason": "anomalies were rebuilt by a replay; re-read them (GET /v1/anomalies)"})
 
 
 @dataclass
@@ -52,6 +74,8 @@ class Subscriber:
         self.caught_up = False  # True once it sends from its queue only
         self.close_code: int | None = None  # set when the hub drops it
         self.dropped = asyncio.Event()
+        self.generation = 0  # projection generation its position refers to
+        self.reset: tuple[int, int, str] | None = None  # (feed_id, generation, message) the hub queued a RESET for
 
     def __repr__(self) -> str:
         return f"<Subscriber {self.tenant} at {self.position} queued={self.queue.qsize()}>"
@@ -81,6 +105,7 @@ class FeedHub:
         self._page = page_size
         self._subs: dict[str, set[Subscriber]] = {}
         self._last: dict[str, int] = {}  # per watched tenant: the highest feed_id already published
+        self._generation: dict[str, int] = {}  # per watched tenant: the projection generation _last refers to
         self._locks: dict[str, asyncio.Lock] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -131,9 +156,11 @@ class FeedHub:
             if tenant not in self._last:
                 # First watcher of this tenant: the hub publishes from here on. Rows at or below it are committed
                 # already, so the subscriber's own catch-up will read them.
-                self._last[tenant] = await queries.max_feed_id(self._pool, tenant)
+                page = await read_page(self._pool, tenant, 0, 0)
+                self._last[tenant], self._generation[tenant] = page.top, page.generation
             position = self._last[tenant] if after is None else after
             sub = Subscriber(tenant, position, self._queue_max)
+            sub.generation = self._generation[tenant]
             self._subs.setdefault(tenant, set()).add(sub)
         return sub
 
@@ -146,6 +173,7 @@ class FeedHub:
             # Nobody watches this tenant: stop tracking it; the next subscriber re-reads where the feed ends.
             del self._subs[sub.tenant]
             self._last.pop(sub.tenant, None)
+            self._generation.pop(sub.tenant, None)
             self._dirty.discard(sub.tenant)
 
     def _drop(self, sub: Subscriber, code: int) -> None:
@@ -186,6 +214,12 @@ class FeedHub:
         sub.caught_up = True
         while True:
             feed_id, text = await sub.queue.get()
+            if feed_id == RESET:
+                reset, sub.reset = sub.reset, None
+                if reset is not None and reset[1] != sub.generation:  # not already met in _send_stored
+                    sub.position, sub.generation = reset[0], reset[1]
+                    await send(reset[2])
+                continue
             if feed_id <= sub.position:
                 continue
             await send(text)
@@ -194,7 +228,15 @@ class FeedHub:
 
     async def _send_stored(self, sub: Subscriber, send: SendText) -> None:
         while True:
-            rows = await queries.anomalies_after(self._pool, sub.tenant, sub.position, self._page)
+            page = await read_page(self._pool, sub.tenant, sub.position, self._page)
+            if page.generation != sub.generation:
+                replaced = page.replaces(sub.tenant, sub.generation)
+                sub.generation = page.generation
+                if replaced:
+                    sub.position = page.top
+                    await send(encode_replaced(page.top, page.generation))
+                    continue
+            rows = page.rows
             for feed_id, anomaly in rows:
                 await send(encode(feed_id, anomaly))
                 sub.position = feed_id
@@ -231,7 +273,14 @@ class FeedHub:
     async def _drain(self, tenant: str) -> None:
         async with self._lock(tenant):
             while tenant in self._subs:
-                rows = await queries.anomalies_after(self._pool, tenant, self._last[tenant], self._page)
+                page = await read_page(self._pool, tenant, self._last[tenant], self._page)
+                if page.generation != self._generation[tenant]:
+                    replaced = page.replaces(tenant, self._generation[tenant])
+                    self._generation[tenant] = page.generation
+                    if replaced:
+                        self._replaced(tenant, page)
+                        continue
+                rows = page.rows
                 for feed_id, anomaly in rows:
                     self.publish(tenant, feed_id, anomaly)
                     if tenant not in self._last:
@@ -240,6 +289,24 @@ class FeedHub:
                 if len(rows) < self._page:
                     return
                 await asyncio.sleep(0)  # let the sender tasks empty their queues before the next page
+
+    def _replaced(self, tenant: str, page: Page[tuple[int, Any]]) -> None:
+        """The tenant's anomalies were rebuilt: publish from the new table's end, and tell every live client."""
+        self._last[tenant] = page.top
+        text = encode_replaced(page.top, page.generation)
+        for sub in list(self._subs.get(tenant, ())):
+            if not sub.live:
+                continue  # still catching up from the table: its own read sees the new generation
+            sub.reset = (page.top, page.generation, text)
+            try:
+                sub.queue.put_nowait((RESET, text))
+            except asyncio.QueueFull:
+                self.metrics.slow_disconnects += 1
+                self._drop(sub, 1013)
+
+    def _on_replaced(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        for tenant in list(self._subs) if payload == "*" else [payload]:
+            self.notify(tenant)
 
     async def _listen_forever(self) -> None:
         backoff = 0.5
@@ -250,6 +317,7 @@ class FeedHub:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(FEED_CHANNEL, self._on_notification)
+                await conn.add_listener(REPLACED_CHANNEL, self._on_replaced)
                 self._listening = True
                 backoff = 0.5
                 log.info("feed: listening on %s", FEED_CHANNEL)
