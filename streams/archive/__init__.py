@@ -1,0 +1,39 @@
+"""The raw archive: every batch received, compressed, in CloudTrail's own layout, so the log can be rebuilt.
+
+API (stable; the poller, the agent's server and HTTP push use it):
+
+    from streams.archive import open_archive, archive_entries, archive_entries_async, ArchiveError
+
+    archive = open_archive(settings)            # DD0C_ARCHIVE_URL: unset -> <data_dir>/archive, path, s3://b/prefix
+    files = archive_entries(archive, tenant, entries, received_at=now)      # sync; blocking I/O
+    files = await archive_entries_async(archive, tenant, entries, received_at=now)
+    # -> [ArchiveFile(key, account_id, region, records, data)], one per (account, region) of the batch; key =
+    #    "<tenant>/AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<account>_CloudTrail_<region>_<stamp>_<id>.json.gz"
+
+Write the archive before appending the batch to the log: a put returns once durable, so whatever is in the log is
+in the archive. `dd0c-cost ingest <root>/<tenant> --tenant <tenant>` rebuilds the log from it (dedup on eventID
+makes re-reading harmless). Failures raise ArchiveError (a Dd0cError) naming the file.
+"""
+
+from streams.archive.layout import ArchiveError, ArchiveFile, build_files, file_key
+from streams.archive.store import (
+    LocalArchive,
+    RawArchive,
+    S3Archive,
+    archive_entries,
+    archive_entries_async,
+    open_archive,
+)
+
+__all__ = [
+    "ArchiveError",
+    "ArchiveFile",
+    "LocalArchive",
+    "RawArchive",
+    "S3Archive",
+    "archive_entries",
+    "archive_entries_async",
+    "build_files",
+    "file_key",
+    "open_archive",
+]
