@@ -1,0 +1,38 @@
+"""`python -m streams.ingest_grpc`: the gRPC ingestion server alone (`dd0c-cost ingestion` runs it with the rest).
+
+Settings from the environment (DD0C_GRPC_*, DATABASE_URL, DD0C_LOG_URL); Ctrl-C or SIGTERM stops it gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from schemas.events import Dd0cError
+from streams.ingest_grpc.server import serve
+
+
+async def _main() -> None:
+    task = asyncio.create_task(serve())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_main())
+    except Dd0cError as exc:
+        print(f"dd0c ingestion server: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Refusals: a wrong token, a client certificate from another CA, none at all under mutual TLS - nothing reaches
+the log, and both sides say why. And the right certificate works, naming the agent in the server's log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.agent.support import (
+    Pki,
+    Proc,
+    agent_argv,
+    agent_env,
+    free_port,
+    log_counts,
+    server_env,
+    start_server,
+    wait_for,
+    write_corpus,
+)
+
+pytestmark = pytest.mark.integration
+
+NOTHING = {"rows": 0, "event_ids": 0, "read_only": 0, "batches": 0, "dead_letters": 0}
+
+
+async def test_wrong_token_refused_nothing_logged(database_url: str, token: str, pki: Pki, tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    write_corpus(trail, 2, 10)
+    port = free_port()
+    server = await start_server(server_env(database_url, port, pki), tmp_path / "server.log")
+    try:
+        wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        agent = Proc(agent_argv("--once", "--dir", str(trail)), agent_env(wrong, port, tmp_path / "spool", pki),
+                     tmp_path / "agent.log")
+        assert await agent.exited() == 2  # refused: not retried
+        await wait_for(lambda: "refused agent" in server.output, "the server's log line")
+    finally:
+        server.terminate()
+    assert "refused this agent" in agent.output and "unknown or revoked agent token (at_" in agent.output
+    assert "check DD0C_AGENT_TOKEN" in agent.output
+    refused = next(line for line in server.output.splitlines() if "refused agent" in line)
+    assert "unknown or revoked agent token (at_" in refused and "127.0.0.1" in refused
+    assert wrong not in server.output  # the presented token itself is never logged
+    assert await log_counts(database_url) == NOTHING
+
+
+async def test_mutual_tls_right_certificate_accepted(database_url: str, token: str, pki: Pki, tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    write_corpus(trail, 2, 10)
+    port = free_port()
+    server = await start_server(server_env(database_url, port, pki, mutual=True), tmp_path / "server.log")
+    try:
+        agent = Proc(agent_argv("--once", "--dir", str(trail)),
+                     agent_env(token, port, tmp_path / "spool", pki, cert_file=str(pki.client_cert),
+                               key_file=str(pki.client_key)),
+                     tmp_path / "agent.log")
+        assert await agent.exited() == 0, agent.output[-3000:]
+    finally:
+        server.terminate()
+    assert "(mutual TLS, log backend postgres)" in server.output
+    assert "client certificate CN=agent-vpc-1" in server.output
+    assert (await log_counts(database_url))["rows"] == 20
+
+
+@pytest.mark.parametrize("certificate", ["rogue", "none"])
+async def test_mutual_tls_wrong_or_missing_certificate_refused(database_url: str, token: str, pki: Pki,
+                                                               tmp_path: Path, certificate: str) -> None:
+    trail = tmp_path / "trail"
+    write_corpus(trail, 2, 10)
+    port = free_port()
+    server = await start_server(server_env(database_url, port, pki, mutual=True), tmp_path / "server.log")
+    extra = {"cert_file": str(pki.rogue_cert), "key_file": str(pki.rogue_key)} if certificate == "rogue" else {}
+    agent = Proc(agent_argv("--once", "--dir", str(trail)), agent_env(token, port, tmp_path / "spool", pki, **extra),
+                 tmp_path / "agent.log")
+    try:
+        await wait_for(lambda: "(attempt 2," in agent.output, "the agent to have been refused twice",
+                       explain=lambda: agent.output[-2000:])
+    finally:
+        agent.terminate()
+        server.terminate()
+    refused = [line for line in agent.output.splitlines() if "reconnecting in" in line]
+    assert refused and all("UNAVAILABLE" in line for line in refused)
+    assert "check DD0C_AGENT_CERT_FILE / KEY_FILE" in refused[0]  # the agent's side says what to look at
+    assert "connected from" not in server.output  # no stream was ever opened: the handshake failed first
+    # The server's side: grpc core logs the failed handshake and why (the certificate did not verify / none)
+    assert "Handshake failed" in server.output
+    assert await log_counts(database_url) == NOTHING
