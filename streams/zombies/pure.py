@@ -36,6 +36,11 @@ CHECK_ORPHANED_SNAPSHOT = "orphaned_ebs_snapshot"
 CHECK_UNASSOCIATED_EIP = "unassociated_eip"
 CHECK_IDLE_NAT = "idle_nat_gateway"
 CHECK_IDLE_LB = "idle_load_balancer"
+# Instance and database checks live in pure_compute.py.
+CHECK_STOPPED_INSTANCE = "stopped_instance"
+CHECK_STOPPED_INSTANCE_VOLUME = "stopped_instance_volume"
+CHECK_IDLE_EC2 = "idle_ec2_instance"
+CHECK_IDLE_RDS = "idle_rds_instance"
 # The order scan.py runs them in, per region.
 ALL_CHECKS: tuple[str, ...] = (
     CHECK_UNATTACHED_VOLUME,
@@ -43,6 +48,10 @@ ALL_CHECKS: tuple[str, ...] = (
     CHECK_UNASSOCIATED_EIP,
     CHECK_IDLE_NAT,
     CHECK_IDLE_LB,
+    CHECK_STOPPED_INSTANCE,
+    CHECK_STOPPED_INSTANCE_VOLUME,
+    CHECK_IDLE_EC2,
+    CHECK_IDLE_RDS,
 )
 
 # EBS volume types the price table knows as `<type>_gb_month`.
@@ -76,6 +85,19 @@ class CheckThresholds:
     # `lb_idle_requests` over the window is idle. Registered backends do not count as use (R14).
     lb_lookback_days: int = 14
     lb_idle_requests: float = 0.0
+    # An instance stopped at least this long (stop time read from StateTransitionReason) is a zombie; so are the
+    # volumes attached to an instance stopped at least `stopped_volume_days` (they bill while it sleeps).
+    stopped_instance_days: int = 30
+    stopped_volume_days: int = 30
+    # Running EC2 instances over this lookback: idle when every daily CPUUtilization average is at or below
+    # `ec2_cpu_percent` and every day's NetworkIn + NetworkOut is at or below `ec2_network_bytes_per_day`
+    # (the shape of the usual "low utilization" advice: a few % CPU and a few MB of traffic a day).
+    ec2_lookback_days: int = 14
+    ec2_cpu_percent: float = 5.0
+    ec2_network_bytes_per_day: float = 5_000_000.0
+    # RDS instances over this lookback: idle when the daily maximum of DatabaseConnections never exceeds this.
+    rds_lookback_days: int = 14
+    rds_idle_connections: float = 0.0
     # CloudWatch period of the metric queries; daily keeps one datapoint per day of the window.
     metric_period_seconds: int = 86400
 

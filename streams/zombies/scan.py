@@ -1,9 +1,11 @@
-"""Zombie scan (wiring): fetch with boto3, decide with pure.py. Read-only: it never deletes or modifies anything.
+"""Zombie scan (wiring): fetch with boto3, decide with pure*.py. Read-only: it never deletes or modifies anything.
 
 For one account: DescribeRegions(AllRegions=True) from the home region, then every region whose OptInStatus is
 `opt-in-not-required` or `opted-in` (a `not-opted-in` region is never called - R15). In each region the checks run
 in `pure.ALL_CHECKS` order, one call per resource type and page (never one per resource); CloudWatch is read with
-GetMetricData, up to 500 series per call.
+GetMetricData, up to 500 series per call. Listings several checks need (instances, addresses, NAT gateways) are
+fetched once per region. The one call per resource is DescribeTargetHealth (the API takes one target group), made
+only for target groups of load balancers that carry requests.
 
 A failing call is recorded as a `RegionError(region, code, ...)` and the scan goes on: the rest of that region
 still runs unless the code says the whole region is unreachable (`REGION_FATAL`), and other regions always run.
@@ -25,7 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from streams.prices.table import PriceTable, load_default_prices
-from streams.zombies import pure
+from streams.zombies import pure, pure_compute, pure_targets
 from streams.zombies.pure import (
     ALL_CHECKS,
     CheckThresholds,
@@ -84,7 +86,13 @@ _PAGING: Mapping[tuple[str, str], tuple[str | None, str | None, str]] = {
     ("ec2", "DescribeNatGateways"): ("NextToken", "NextToken", "NatGateways"),
     ("elb", "DescribeLoadBalancers"): ("Marker", "NextMarker", "LoadBalancerDescriptions"),
     ("elbv2", "DescribeLoadBalancers"): ("Marker", "NextMarker", "LoadBalancers"),
+    ("elbv2", "DescribeTargetGroups"): ("Marker", "NextMarker", "TargetGroups"),
+    ("elbv2", "DescribeTargetHealth"): (None, None, "TargetHealthDescriptions"),
+    ("ec2", "DescribeInstances"): ("NextToken", "NextToken", "Reservations"),
+    ("rds", "DescribeDBInstances"): ("Marker", "Marker", "DBInstances"),
 }
+# Instances worth listing: terminated ones bill nothing (and AWS keeps showing them for an hour).
+LIVE_INSTANCES = {"Filters": [{"Name": "instance-state-name", "Values": ["running", "stopped"]}]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,9 @@ class ScanResult:
     calls_made: int  # AWS calls sent, retries included
     regions_scanned: tuple[str, ...] = ()
     retries: int = 0
+    # (region, check) pairs that ran to the end without any failed call: only there may an absent zombie be
+    # called resolved (a denied or throttled check proves nothing about what it could not see).
+    completed: tuple[tuple[str, str], ...] = ()
 
     @property
     def found(self) -> list[Zombie]:
@@ -242,7 +253,9 @@ class _Region:
     thresholds: CheckThresholds
     prices: PriceTable
     errors: list[RegionError] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
     _nat: list[dict[str, Any]] | Unavailable | None = None
+    _cache: dict[str, Any] = field(default_factory=dict)
 
     def fail(self, failed: _Failed, check: str) -> Unavailable:
         self.errors.append(RegionError(self.scope.region, failed.code, failed.operation, check, failed.message))
@@ -298,16 +311,44 @@ class _Region:
         # Without a template id, this lists the latest and default version of every template in one paged call.
         return self.listing("ec2", "DescribeLaunchTemplateVersions", {"Versions": ["$Latest", "$Default"]})
 
-    def _volumes(self, volume_ids: Sequence[str]) -> list[dict[str, Any]]:
-        # A filter (not VolumeIds) because VolumeIds fails the whole call on one deleted volume.
+    def _volumes(self, values: Sequence[str], name: str = "volume-id") -> list[dict[str, Any]]:
+        # A filter (not VolumeIds) because VolumeIds fails the whole call on one deleted volume; 200 values a call.
         found: list[dict[str, Any]] = []
-        for start in range(0, len(volume_ids), FILTER_VALUES_PER_CALL):
-            chunk = list(volume_ids[start : start + FILTER_VALUES_PER_CALL])
-            found.extend(self.listing("ec2", "DescribeVolumes", {"Filters": [{"Name": "volume-id", "Values": chunk}]}))
+        for start in range(0, len(values), FILTER_VALUES_PER_CALL):
+            chunk = list(values[start : start + FILTER_VALUES_PER_CALL])
+            found.extend(self.listing("ec2", "DescribeVolumes", {"Filters": [{"Name": name, "Values": chunk}]}))
         return found
 
+    def _once(self, name: str, fetch: Callable[[], Any]) -> Any:
+        """A listing several checks share, fetched at most once per region (a failure is remembered too)."""
+        if name not in self._cache:
+            try:
+                self._cache[name] = fetch()
+            except _Failed as failed:
+                self._cache[name] = failed
+        found = self._cache[name]
+        if isinstance(found, _Failed):
+            raise found
+        return found
+
+    def addresses(self) -> list[dict[str, Any]]:
+        return self._once("addresses", lambda: self.listing("ec2", "DescribeAddresses"))  # type: ignore[no-any-return]
+
+    def instances(self) -> list[dict[str, Any]]:
+        def fetch() -> list[dict[str, Any]]:
+            reservations = self.listing("ec2", "DescribeInstances", LIVE_INSTANCES)
+            return [i for r in reservations for i in r.get("Instances") or ()]
+
+        return self._once("instances", fetch)  # type: ignore[no-any-return]
+
+    def stopped_volumes(self) -> list[dict[str, Any]]:
+        """Volumes attached to instances stopped long enough for either stopped-instance check."""
+        days = min(self.thresholds.stopped_instance_days, self.thresholds.stopped_volume_days)
+        ids = pure_compute.stopped_instance_ids(self.instances(), self.now, days)
+        return self._once("stopped_volumes", lambda: self._volumes(ids, "attachment.instance-id"))  # type: ignore[no-any-return]
+
     def unassociated_eips(self) -> list[Zombie]:
-        addresses = self.listing("ec2", "DescribeAddresses")
+        addresses = self.addresses()
         if not addresses:
             return []
         nats = self.optional(pure.CHECK_UNASSOCIATED_EIP, self.nat_gateways)
@@ -329,7 +370,69 @@ class _Region:
         v2 = [] if isinstance(v2, Unavailable) else v2
         window = pure.metric_window(self.now, self.thresholds.lb_lookback_days, self.thresholds.metric_period_seconds)
         series = self._series(check, pure.lb_metric_queries(self.scope, classic, v2), window)
-        return pure.idle_load_balancers(self.scope, classic, v2, series, window, self.thresholds, self.prices)
+        idle = pure.idle_load_balancers(self.scope, classic, v2, series, window, self.thresholds, self.prices)
+        return idle + self._lbs_without_targets(classic, v2, {z.resource_id for z in idle})
+
+    def _lbs_without_targets(
+        self, classic: list[dict[str, Any]], v2: list[dict[str, Any]], idle_ids: set[str]
+    ) -> list[Zombie]:
+        check = pure.CHECK_IDLE_LB
+        classic_ids, v2_ids = pure_targets.lbs_to_check(self.scope, classic, v2, idle_ids, self.now, self.thresholds)
+        if not classic_ids and not v2_ids:
+            return []
+        groups: list[dict[str, Any]] | Unavailable = []
+        health: dict[str, list[dict[str, Any]] | Unavailable] = {}
+        if v2_ids:
+            groups = self.optional(check, lambda: self.listing("elbv2", "DescribeTargetGroups"))
+            if not isinstance(groups, Unavailable):
+                by_lb = pure_targets.target_groups_by_lb(groups)
+                for arn in dict.fromkeys(tg for lb in v2_ids for tg in by_lb.get(lb, ())):
+                    health[arn] = self.optional(
+                        check, lambda arn=arn: self.listing("elbv2", "DescribeTargetHealth", {"TargetGroupArn": arn})
+                    )
+        return pure_targets.lbs_without_targets(
+            self.scope, classic, v2, idle_ids, groups, health, self.now, self.thresholds, self.prices
+        )
+
+    def stopped_instances(self) -> list[Zombie]:
+        check = pure.CHECK_STOPPED_INSTANCE
+        instances = self.instances()
+        if not any(i.get("State", {}).get("Name") == "stopped" for i in instances):
+            return []
+        addresses = self.optional(check, self.addresses)
+        volumes = self.optional(check, self.stopped_volumes)
+        return pure_compute.stopped_instances(
+            self.scope,
+            instances,
+            [] if isinstance(addresses, Unavailable) else addresses,
+            [] if isinstance(volumes, Unavailable) else volumes,
+            self.now,
+            self.thresholds,
+            self.prices,
+        )
+
+    def stopped_instance_volumes(self) -> list[Zombie]:
+        instances = self.instances()
+        if not pure_compute.stopped_instance_ids(instances, self.now, self.thresholds.stopped_volume_days):
+            return []
+        volumes = self.stopped_volumes()
+        return pure_compute.stopped_instance_volumes(
+            self.scope, instances, volumes, self.now, self.thresholds, self.prices
+        )
+
+    def idle_ec2_instances(self) -> list[Zombie]:
+        instances = self.instances()
+        window = pure.metric_window(self.now, self.thresholds.ec2_lookback_days, self.thresholds.metric_period_seconds)
+        queries = pure_compute.ec2_metric_queries(instances, self.thresholds)
+        series = self._series(pure.CHECK_IDLE_EC2, queries, window)
+        return pure_compute.idle_ec2_instances(self.scope, instances, series, window, self.thresholds, self.prices)
+
+    def idle_rds_instances(self) -> list[Zombie]:
+        databases = self.listing("rds", "DescribeDBInstances")
+        window = pure.metric_window(self.now, self.thresholds.rds_lookback_days, self.thresholds.metric_period_seconds)
+        queries = pure_compute.rds_metric_queries(databases, self.thresholds)
+        series = self._series(pure.CHECK_IDLE_RDS, queries, window)
+        return pure_compute.idle_rds_instances(self.scope, databases, series, window, self.thresholds, self.prices)
 
     def _series(
         self, check: str, queries: Sequence[MetricQuery], window: MetricWindow
@@ -344,9 +447,12 @@ class _Region:
         zombies: list[Zombie] = []
         completed = False
         for check in checks:
+            errors_before = len(self.errors)
             try:
                 zombies.extend(getattr(self, _METHOD[check])())
                 completed = True
+                if len(self.errors) == errors_before:
+                    self.completed.append(check)
             except _Failed as failed:
                 self.fail(failed, check)
                 if failed.code in REGION_FATAL:
@@ -360,6 +466,10 @@ _METHOD: Mapping[str, str] = {
     pure.CHECK_UNASSOCIATED_EIP: "unassociated_eips",
     pure.CHECK_IDLE_NAT: "idle_nat_gateways",
     pure.CHECK_IDLE_LB: "idle_load_balancers",
+    pure.CHECK_STOPPED_INSTANCE: "stopped_instances",
+    pure.CHECK_STOPPED_INSTANCE_VOLUME: "stopped_instance_volumes",
+    pure.CHECK_IDLE_EC2: "idle_ec2_instances",
+    pure.CHECK_IDLE_RDS: "idle_rds_instances",
 }
 
 
@@ -410,13 +520,17 @@ def scan_account(
         enabled = [r for r in enabled if r in wanted]
     zombies: list[Zombie] = []
     completed_any = False
+    finished: list[tuple[str, str]] = []
     for region in enabled:
         scan = _Region(caller, Scope(tenant, account_id, region), now, limits, table)
         found, completed = scan.run(checks)
         zombies.extend(found)
         errors.extend(scan.errors)
+        finished.extend((region, check) for check in scan.completed)
         completed_any = completed_any or completed
     status: RunStatus = "ok"
     if errors:
         status = "partial" if completed_any else "failed"
-    return ScanResult(tuple(zombies), tuple(errors), status, caller.calls, tuple(enabled), caller.retries)
+    return ScanResult(
+        tuple(zombies), tuple(errors), status, caller.calls, tuple(enabled), caller.retries, tuple(finished)
+    )

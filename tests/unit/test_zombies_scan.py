@@ -147,6 +147,10 @@ def test_every_check_in_one_region_reads_nat_gateways_once() -> None:
     replay.respond("ec2", "us-east-1", "DescribeNatGateways", {}, {"NatGateways": []})
     replay.respond("elb", "us-east-1", "DescribeLoadBalancers", {}, {"LoadBalancerDescriptions": []})
     replay.respond("elbv2", "us-east-1", "DescribeLoadBalancers", {}, {"LoadBalancers": []})
+    # The three instance checks share one DescribeInstances; RDS lists its instances once.
+    live = {"Filters": [{"Name": "instance-state-name", "Values": ["running", "stopped"]}]}
+    replay.respond("ec2", "us-east-1", "DescribeInstances", live, {"Reservations": []})
+    replay.respond("rds", "us-east-1", "DescribeDBInstances", {}, {"DBInstances": []})
     result = scan(replay, checks=ALL_CHECKS)
     replay.verify()
     assert result.status == "ok"
@@ -159,8 +163,11 @@ def test_every_check_in_one_region_reads_nat_gateways_once() -> None:
         "DescribeNatGateways",
         "DescribeLoadBalancers",
         "DescribeLoadBalancers",
+        "DescribeInstances",
+        "DescribeDBInstances",
     ]
     assert all(op.startswith(("Describe", "Get")) for op in replay.operations())
+    assert len(result.completed) == len(ALL_CHECKS)
 
 
 def test_unknown_check_names_are_a_bug() -> None:
