@@ -1,0 +1,75 @@
+"""`dd0c-cost panic` and `dd0c-cost notify config | flags | digest --now`, run as subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from streams.notify import store
+from tests.integration.notify_support import smtp_server
+from tests.integration.test_api_rows import db
+
+pytestmark = pytest.mark.integration
+
+
+def cli(url: str, redis: str, prefix: str, *args: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DD0C_")}
+    env |= {"DATABASE_URL": url, "REDIS_URL": redis, "DD0C_REDIS_PREFIX": prefix, **env_extra}
+    return subprocess.run(
+        [sys.executable, "-m", "ops", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_panic_on_status_off_from_the_cli_is_audited(sync_database_url: str, redis_url: str) -> None:
+    prefix = f"dd0c-test-{uuid.uuid4().hex[:10]}"
+    on = cli(sync_database_url, redis_url, prefix, "panic", "on", "--tenant", "acme", "--reason", "bad deploy",
+             "--by", "bob")
+    assert on.returncode == 0, on.stderr
+    state = json.loads(on.stdout)
+    assert (state["scope"], state["active"], state["tenant"]["actor"]) == ("acme", True, "bob")
+    status = json.loads(cli(sync_database_url, redis_url, prefix, "panic", "status", "--tenant", "acme").stdout)
+    assert status["active"] is True and status["tenant"]["reason"] == "bad deploy"
+    missing = cli(sync_database_url, redis_url, prefix, "panic", "off", "--tenant", "acme")
+    assert missing.returncode != 0 and "--reason" in missing.stderr
+    off = cli(sync_database_url, redis_url, prefix, "panic", "off", "--tenant", "acme", "--reason", "rolled back",
+              "--by", "carol")
+    assert json.loads(off.stdout)["active"] is False
+    assert [(a["action"], a["actor"], a["reason"]) for a in json.loads(off.stdout)["audit"]] == [
+        ("off", "carol", "rolled back"),
+        ("on", "bob", "bad deploy"),
+    ]
+
+
+def test_notify_config_flags_and_digest_now(sync_database_url: str, redis_url: str) -> None:
+    prefix = f"dd0c-test-{uuid.uuid4().hex[:10]}"
+    url, redis = sync_database_url, redis_url
+    config = cli(url, redis, prefix, "notify", "config", "--tenant", "acme", "--slack-webhook",
+                 "https://hooks.test.invalid/T/B/secret", "--email", "ops@acme.test")
+    assert config.returncode == 0, config.stderr
+    assert json.loads(config.stdout) == {"tenant": "acme", "slack_webhook_configured": True,
+                                         "email_to": ["ops@acme.test"]}
+    assert "secret" not in config.stdout
+    flags = cli(url, redis, prefix, "notify", "flags", "--tenant", "acme", "--severity-floor", "critical",
+                "--quiet", "22:00-07:00", "--tz", "Europe/Berlin")
+    assert json.loads(flags.stdout) == {
+        "tenant": "acme", "slack": True, "email": True, "severity_floor": "critical",
+        "quiet_hours": {"start": "22:00", "end": "07:00", "tz": "Europe/Berlin"},
+    }
+    with smtp_server() as (inbox, smtp):
+        digest = cli(url, redis, prefix, "notify", "digest", "--now", "--tenant", "acme",
+                     DD0C_SMTP_HOST=smtp.host, DD0C_SMTP_PORT=str(smtp.port))
+        assert digest.returncode == 0, digest.stderr
+        assert digest.stdout.strip() == "acme: digest sent after 1 attempt(s)"
+        assert inbox.messages[0]["Subject"].startswith("dd0c/cost digest for acme: 0 new anomalies")
+
+    async def recorded() -> list[tuple[str, str]]:
+        async with db(url) as conn:
+            return [(r["kind"], r["status"]) for r in await store.list_deliveries(conn, "acme")]
+
+    assert asyncio.run(recorded()) == [("digest", "sent")]
