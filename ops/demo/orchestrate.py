@@ -278,6 +278,7 @@ def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
         _say(out, "API not started (--no-api). Start them with `DD0C_MODE=demo dd0c-cost api` and "
                   "`dd0c-cost worker` (or run `dd0c-cost demo` again without --no-api).")
         return
+    _say(out, f"Open:    {base}/   (the dashboard; sign in with the login above)")
     _say(out, f"API:     {base}/docs")
     login = (f"curl -s -X POST {base}/v1/auth/login -H 'content-type: application/json' "
              f"-d '{{\"username\": \"{DEMO_USER}\", \"password\": \"{p.password}\"}}'")
