@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from api.auth import LocalAuthProvider
 from api.feed import FeedHub
 from api.pagination import CodecJSONResponse, InvalidCursor
-from api.routers import anomalies, auth, baselines, cost_events, feed, health, resources, summary
+from api.routers import anomalies, auth, baselines, cost_events, dashboard, feed, health, resources, summary
 from ops.runtime import database_url
 from ops.settings import Settings, load_settings
 from projections.db import create_pool
@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await hub.stop()
+            push_writer = getattr(app.state, "log_writer", None)  # opened by the first push (api/routers/push.py)
+            if push_writer is not None:
+                await push_writer.close()
             try:
                 await asyncio.wait_for(pool.close(), _CLOSE_POOL_TIMEOUT)
             except TimeoutError:
@@ -83,6 +86,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     for module in (auth, health, anomalies, cost_events, baselines, resources, summary, feed):
         app.include_router(module.router)
+    from api.routers import aws_accounts, push  # the account registry and HTTP push (issue 4)
+
+    app.include_router(aws_accounts.router)
+    app.include_router(push.router)
+    from api.routers import governance  # panic mode and notification settings (issue 5)
+
+    app.include_router(governance.router)
+    from api.routers import zombies  # the zombie hunter's findings and decisions (issue 5)
+
+    app.include_router(zombies.router)
+    dashboard.install(app)  # the dashboard page at / and its files at /assets
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -26,7 +26,7 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +39,12 @@ from tqdm import tqdm
 from ops.gc_pause import gc_paused
 from ops.settings import load_settings
 from schemas.events import Dd0cError, LogEntry, Rejected
-from streams.log.postgres import AppendResult, ReadOnlyKey, append_runs, dead_letters
+from streams.log.postgres import COUNT_READ_ONLY, AppendResult, ReadOnlyKey, append_runs, dead_letters
 
 if TYPE_CHECKING:
     from schemas.cloudtrail import Item, Skipped
+    from streams.accounts.admission import Admission
+    from streams.log.kafka import KafkaLog
 
 log = logging.getLogger("dd0c.ingest")
 
@@ -198,11 +200,17 @@ async def ingest(
     batch_size: int = APPEND_BATCH,
     progress: bool | None = False,
     err: TextIO | None = None,
+    kafka: KafkaLog | None = None,
 ) -> IngestReport:
     """Ingest files and directories for `tenant` (default: Settings.tenant).
 
     `now` stamps `ingested_at` (once per file); tests freeze it. `progress=None` shows tqdm bars only on a
     terminal. Every rejected record is dead-lettered and named on `err` (stderr by default).
+
+    `kafka`: a started KafkaLog (DD0C_LOG_URL=kafka://...): entries go to the raw topic instead of the `log` table;
+    file claims, reports, read-only counts and dead letters stay in Postgres, in the same transaction, which
+    commits only after the broker acknowledged the file's entries. A failure leaves the file unclaimed, and
+    sending it again is safe (the Kafka workers dedupe on tenant + account + eventID, so `duplicate` is 0 here).
     """
     settings = load_settings()
     tenant = tenant or settings.tenant
@@ -235,7 +243,8 @@ async def ingest(
             if group:
                 with gc_paused():  # a group is bounded (GROUP_BYTES): see ops/gc_pause.py
                     reports = await _ingest_group(
-                        conn, group, tenant=tenant, now=now, keep_read_only=keep, batch_size=batch_size, say=say
+                        conn, group, tenant=tenant, now=now, keep_read_only=keep, batch_size=batch_size, say=say,
+                        kafka=kafka,
                     )
                 for file_report in reports:
                     done(file_report)
@@ -258,7 +267,8 @@ async def ingest(
             await flush_group()
             try:
                 file_report = await ingest_file(
-                    conn, path, tenant=tenant, now=now, keep_read_only=keep, batch_size=batch_size, say=say
+                    conn, path, tenant=tenant, now=now, keep_read_only=keep, batch_size=batch_size, say=say,
+                    kafka=kafka,
                 )
             except OSError as exc:
                 file_report = _unreadable(path, exc, say)
@@ -310,9 +320,11 @@ async def ingest_file(
     keep_read_only: bool = False,
     batch_size: int = APPEND_BATCH,
     say: Callable[[str], None] | None = None,
+    kafka: KafkaLog | None = None,
 ) -> FileReport:
     """One file, streamed, one transaction: the claim on its hash, its log entries, its dead letters and its report."""
     from schemas import cloudtrail  # the reader; imported here so `--help` does not load it
+    from streams.accounts.admission import load_admission
 
     say = say or (lambda message: print(message, file=sys.stderr))
     source = str(path)
@@ -325,7 +337,8 @@ async def ingest_file(
         if not await _claim(conn, tenant, [report]):  # another ingester committed the same content meanwhile
             report.status = "already ingested"
             return report
-        writer = _Writer(conn, tenant, keep_read_only=keep_read_only, batch_size=batch_size, say=say)
+        writer = _Writer(conn, tenant, keep_read_only=keep_read_only, batch_size=batch_size, say=say, kafka=kafka,
+                         admission=await load_admission(conn, tenant))
         try:
             await writer.read(report, cloudtrail.read_path(path, source), None, ingested_at)
             await writer.finish()
@@ -344,14 +357,17 @@ async def _ingest_group(
     keep_read_only: bool,
     batch_size: int,
     say: Callable[[str], None],
+    kafka: KafkaLog | None = None,
 ) -> list[FileReport]:
     """Files already in memory, in one transaction, each with the outcome it would have had on its own."""
     from schemas import cloudtrail
+    from streams.accounts.admission import load_admission
 
     reports = [FileReport(file=str(path), sha256=hashlib.sha256(data).hexdigest()) for path, data in files]
     async with conn.transaction():
         claimed = await _claim(conn, tenant, reports)
-        writer = _Writer(conn, tenant, keep_read_only=keep_read_only, batch_size=batch_size, say=say)
+        writer = _Writer(conn, tenant, keep_read_only=keep_read_only, batch_size=batch_size, say=say, kafka=kafka,
+                         admission=await load_admission(conn, tenant))
         try:
             for (_, data), report in zip(files, reports, strict=True):
                 if report.sha256 not in claimed:  # ingested before, or earlier in this group (same bytes twice)
@@ -429,9 +445,12 @@ class _Writer:
 
     def __init__(
         self, conn: asyncpg.Connection, tenant: str, *, keep_read_only: bool, batch_size: int,
-        say: Callable[[str], None],
+        say: Callable[[str], None], kafka: KafkaLog | None = None, admission: Admission | None = None,
     ) -> None:
         self.conn = conn
+        # A tenant without registered accounts admits every account: then skip the check altogether.
+        self.admission = admission if admission is not None and not admission.open else None
+        self.kafka = kafka
         self.tenant = tenant
         self.keep_read_only = keep_read_only
         self.batch_size = max(1, batch_size)
@@ -457,6 +476,7 @@ class _Writer:
         raw_record, to_entry = cloudtrail.RawRecord, cloudtrail.to_log_entry
         read_only_day = None if self.keep_read_only else cloudtrail.read_only_day
         tenant, source, counted = self.tenant, report.file, self.counted
+        admission = self.admission  # records of accounts the tenant has not registered are rejected
         chunk: list[LogEntry] = []
         fill = 0  # entries in this chunk, counted ones included: SORT_CHUNK means what it always meant
         chunks = 0
@@ -466,12 +486,14 @@ class _Writer:
             report.read += len(records)
             for number, record in enumerate(records, 1):
                 day = read_only_day(record, ingested_at) if read_only_day is not None else None
-                if day is not None:
+                if day is not None and (admission is None or admission.admits(day[0])):
                     counted[(tenant, day[0], day[1])] += 1
                     report.read_only_counted += 1
                 else:
                     entry = to_entry(raw_record(record, f"record {number}"), tenant=tenant, ingested_at=ingested_at,
                                      source=source)
+                    if admission is not None and isinstance(entry, LogEntry):
+                        entry = admission.check(entry, f"record {number}")
                     if not isinstance(entry, LogEntry):
                         await self._not_logged(report, entry)
                         continue
@@ -485,7 +507,7 @@ class _Writer:
             if isinstance(item, raw_record):
                 report.read += 1
                 day = read_only_day(item.record, ingested_at) if read_only_day is not None else None
-                if day is not None:
+                if day is not None and (admission is None or admission.admits(day[0])):
                     counted[(tenant, day[0], day[1])] += 1
                     report.read_only_counted += 1
                     fill += 1
@@ -494,7 +516,10 @@ class _Writer:
                         await self._queue(report, chunk)
                         chunk, fill = [], 0
                     continue
+                locator = item.locator
                 item = to_entry(item, tenant=tenant, ingested_at=ingested_at, source=source)
+                if admission is not None and isinstance(item, LogEntry):
+                    item = admission.check(item, locator)
             if not isinstance(item, LogEntry):
                 await self._not_logged(report, item)
                 continue
@@ -536,9 +561,12 @@ class _Writer:
         await self._write_notes()
         if self.runs or self.counted:
             self._pending_runs = self.runs
+            runs = [run.entries for run in self.runs]
             self._pending = asyncio.ensure_future(
-                append_runs(self.conn, [run.entries for run in self.runs], keep_read_only=self.keep_read_only,
-                            counted=self.counted)
+                append_runs(self.conn, runs, keep_read_only=self.keep_read_only, counted=self.counted)
+                if self.kafka is None
+                else _append_runs_kafka(self.kafka, self.conn, runs, keep_read_only=self.keep_read_only,
+                                        counted=self.counted)
             )
             self.runs, self.queued, self.counted = [], 0, Counter()
             await asyncio.sleep(0)  # let it send its first statement before parsing goes on
@@ -589,6 +617,37 @@ class _Writer:
                 dead.append((self.tenant, READ_STAGE, bad))
         del self.notes[:taken]
         await dead_letters(self.conn, dead)
+
+
+async def _append_runs_kafka(
+    kafka: KafkaLog,
+    conn: asyncpg.Connection,
+    runs: Sequence[Sequence[LogEntry]],
+    *,
+    keep_read_only: bool,
+    counted: Mapping[ReadOnlyKey, int],
+) -> list[AppendResult]:
+    """`append_runs` with the Kafka log: entries to the topic, read-only counts to Postgres (this transaction)."""
+    read_only: Counter[ReadOnlyKey] = Counter(counted)
+    kept_runs = []
+    for entries in runs:
+        kept = []
+        for entry in entries:
+            if entry.read_only and not keep_read_only:
+                read_only[(entry.tenant, entry.account_id, entry.event_time.astimezone(UTC).date())] += 1
+            else:
+                kept.append(entry)
+        kept_runs.append(kept)
+    produced = await kafka.append_runs(kept_runs)  # one round of acks for all runs, order kept
+    results = [
+        AppendResult(logged=p.logged, duplicate=0, read_only_counted=len(entries) - len(kept), rejected=p.rejected)
+        for p, entries, kept in zip(produced, runs, kept_runs, strict=True)
+    ]
+    if read_only:
+        keys = list(read_only)
+        await conn.execute(COUNT_READ_ONLY, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                           [read_only[k] for k in keys])
+    return results
 
 
 def _order(entry: LogEntry) -> tuple[datetime, str]:

@@ -44,6 +44,51 @@ class Settings(BaseSettings):
     kafka_idempotent: bool = True  # needs a broker that grants producer ids (Kafka does; the tansu test broker not)
     kafka_connect_attempts: int = Field(default=5, ge=1)  # broker down at start: tries before giving up
     kafka_retry_backoff: float = Field(default=0.5, gt=0)  # seconds before the 2nd try, doubled each time
+    # The agents' gRPC ingestion server (streams/ingest_grpc). TLS unless grpc_insecure; a client CA = mutual TLS.
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    grpc_tls_cert: Path | None = None  # PEM certificate chain the server presents
+    grpc_tls_key: Path | None = None  # its PEM private key
+    grpc_client_ca: Path | None = None  # PEM CA bundle: when set, agents must present a certificate it signed
+    grpc_insecure: bool = False  # plaintext (no TLS): only for a loopback or an already-encrypted network
+    grpc_max_batch_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)  # largest batch message accepted
+    grpc_batch_retention_hours: float = Field(default=168.0, gt=0)  # how long a batch id is remembered for dedupe
+    # Accounts and push (streams/accounts, streams/archive, api/routers/push.py).
+    secret_key: SecretStr | None = None  # Fernet key(s), comma-separated, newest first: seals account credentials
+    push_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # a larger push body gets 413
+    archive_url: str | None = None  # raw archive: unset = <data_dir>/archive, a path, or s3://bucket[/prefix]
+    aws_endpoint_url: str | None = None  # every boto3 client's endpoint (MinIO, moto in tests); unset = AWS
+    # Notifications (streams/notify, `dd0c-cost notify daemon`). Per-tenant webhook URL and recipients live in
+    # Postgres (`dd0c-cost notify config`); the SMTP relay and the limits below are per deployment.
+    public_url: str = "http://127.0.0.1:8080"  # base of the links in Slack messages and digests
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "dd0c-cost@localhost"
+    notify_severity_floor: str = "high"  # a tenant's Slack floor until it sets its own flag
+    notify_poll_interval: float = Field(default=5.0, gt=0)  # seconds between polls when no NOTIFY arrives
+    notify_timeout: float = Field(default=5.0, gt=0)  # seconds per delivery attempt (HTTP or SMTP)
+    notify_attempts: int = Field(default=3, ge=1, le=10)  # tries per message before it is recorded failed
+    notify_backoff: float = Field(default=1.0, ge=0)  # seconds before the 2nd try, doubled each time
+    notify_digest_hour: int = Field(default=8, ge=0, le=23)  # UTC hour after which the daily digest goes out
+    breaker_max_alerts: int = Field(default=10, ge=1)  # N: more than N Slack alerts ...
+    breaker_window_minutes: float = Field(default=5.0, gt=0)  # ... within M minutes opens the breaker
+    breaker_cooldown_minutes: float = Field(default=15.0, gt=0)  # open this long, then half-open (one probe)
+    redis_prefix: str = "dd0c"  # key prefix for panic, flags and breakers
+    redis_timeout: float = Field(default=1.0, gt=0)  # seconds; a slower Redis counts as down (alerts are held)
+    # The ingestion service (`dd0c-cost ingestion`): S3 pollers on a schedule, the gRPC server, health + metrics.
+    poll_interval: float = Field(default=60.0, gt=0)  # seconds between two polls of every registered trail bucket
+    ingestion_host: str = "127.0.0.1"  # where /healthz and /metrics listen
+    ingestion_port: int = Field(default=9108, ge=0, le=65535)
+    ingestion_grpc: bool = True  # run the agents' gRPC server in the service (when streams/ingest_grpc is installed)
+    ingestion_archive: bool = True  # write polled records to the raw archive (DD0C_ARCHIVE_URL) as other sources do
+
+    # Zombie hunter (`dd0c-cost zombies daemon`); check thresholds are per tenant (tenants.zombie_thresholds).
+    zombie_interval_hours: float = Field(default=24.0, gt=0)  # time between two hunts of every account: daily
+    zombie_home_region: str = "us-east-1"  # where DescribeRegions is asked which regions an account has enabled
+    zombie_max_attempts: int = Field(default=5, ge=1, le=20)  # tries of a throttled AWS call (backoff doubles)
 
     def require_real_secret(self) -> None:
         """Called by the API at start-up: outside demo mode the default, an empty or a short secret is refused."""

@@ -47,6 +47,7 @@ class LogKind(StrEnum):
 
     CLOUDTRAIL = "cloudtrail"
     INSIGHT = "insight"  # CloudTrail Insight events: kept, never priced
+    ZOMBIE = "zombie"  # zombie hunter facts and user actions (streams/zombies/events.py), folded into `zombies`
 
 
 def _require_utc(name: str, value: datetime) -> None:

@@ -1,4 +1,4 @@
-"""`python -m ops.bench [--only floor,ingest,feed,api] [--records N]` (`make bench`).
+"""`python -m ops.bench [--only floor,ingest,feed,api,zombies,replay,kafka] [--records N]` (`make bench`).
 
 Prints one summary table (every figure next to its same-run baseline and its target) and writes
 bench-out/results.json. Creates its own databases (local Postgres at 127.0.0.1:5432 when reachable, else the
@@ -19,7 +19,7 @@ from typing import Any
 
 from ops.bench import common
 
-PARTS = ("floor", "ingest", "feed", "api")
+PARTS = ("floor", "ingest", "feed", "api", "zombies", "replay", "kafka", "agent")
 TARGETS = {
     "ingest_ratio": 0.25,  # end-to-end records/s over the gunzip+json.loads floor, one core
     "rss_mb": 300.0,
@@ -39,6 +39,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--api-cost-events", type=int, default=1_000_000)
     ap.add_argument("--api-anomalies", type=int, default=150_000)
     ap.add_argument("--api-requests", type=int, default=3000)
+    ap.add_argument("--kafka-records", type=int, default=300_000, help="corpus size for the kafka part (1 and 2 "
+                    "faust workers against the Postgres log; about one record in ten is logged)")
+    ap.add_argument("--replay-records", type=int, default=1_000_000, help="corpus size for the replay part (every "
+                    "record becomes a log row: DD0C_KEEP_READ_ONLY=true)")
+    ap.add_argument("--agent-records", type=int, default=300_000, help="corpus size for the agent part (agent -> "
+                    "gRPC server -> log on loopback, against file ingest of the same files)")
     ap.add_argument("--out", type=Path, default=common.OUT_DIR)
     ap.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     args = ap.parse_args(argv)
@@ -109,6 +115,22 @@ def _run_parts(args: argparse.Namespace, server: common.Server, results: dict[st
 
         results["api"] = api_part.api(server, args.api_cost_events, args.api_anomalies, args.api_requests,
                                       keep=args.keep)
+    if "zombies" in args.parts:
+        from ops.bench import zombies as zombies_part  # moto in-process, no database
+
+        results["zombies"] = zombies_part.zombies()
+    if "replay" in args.parts:
+        from ops.bench import replay as replay_part
+
+        results["replay"] = replay_part.replay(server, args.replay_records, keep=args.keep)
+    if "kafka" in args.parts:
+        from ops.bench import kafka as kafka_part  # a local tansu broker, 1 and 2 worker processes
+
+        results["kafka"] = kafka_part.kafka(server, args.kafka_records, keep=args.keep)
+    if "agent" in args.parts:
+        from ops.bench import agent as agent_part  # the ingestion server and the agent as pinned children
+
+        results["agent"] = agent_part.agent_vs_ingest(server, args.agent_records, keep=args.keep)
 
 
 def _fmt(n: float | None, unit: str = "") -> str:
@@ -169,6 +191,24 @@ def table(r: dict[str, Any]) -> str:
                      _verdict(lst["p99_ms"] <= TARGETS["api_p99_ms"] and set(lst["statuses"]) == {200})))
         rows.append(("  with stored (SYNTHETIC, COPY-loaded)", f"{s['cost_events']:,} cost events",
                      f"{s['anomalies']:,} anomalies ({s['anomalies_of_tenant']:,} in the tenant)", "-", "-"))
+    if "zombies" in r:
+        z = r["zombies"]
+        rows.append((f"zombie scan, {z['resources']:,} resources in {z['regions']} regions (moto)",
+                     f"{_fmt(z['seconds'], ' s')}, {z['aws_calls']} AWS calls",
+                     f"{z['resources_per_call']} resources/call, {z['zombies']:,} zombies",
+                     f"<= {z['expected_calls']} calls (1/type/page)", _verdict(z["aws_calls"] <= z["expected_calls"])))
+    if "replay" in r:
+        from ops.bench.replay import table_rows as replay_rows
+
+        rows += replay_rows(r["replay"])
+    if "kafka" in r:
+        from ops.bench.kafka import table_rows as kafka_rows
+
+        rows += kafka_rows(r["kafka"])
+    if "agent" in r:
+        from ops.bench.agent import table_rows as agent_rows
+
+        rows += agent_rows(r["agent"])
     head = ("figure", "ours", "baseline (same run)", "target", "")
     widths = [max(len(h), *(len(row[k]) for row in rows)) if rows else len(h) for k, h in enumerate(head)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip(),

@@ -15,7 +15,7 @@ from schemas.events import Dd0cError
 # Each module registers its own sub-commands; the order here is the order `--help` lists them in.
 COMMAND_MODULES = (
     "migrate", "ingest", "worker", "replay", "backtest", "api", "query", "users", "demo",
-    "accounts", "backfill", "ingestion", "zombies", "notify", "panic",
+    "accounts", "backfill", "ingestion", "agent_token", "zombies", "notify", "panic",
 )
 
 

@@ -158,12 +158,20 @@ LIFECYCLE: dict[tuple[str, str], tuple[str, str, Reader]] = {
     ("dynamodb.amazonaws.com", "DeleteTable"): ("dynamodb_table", "close", _named(ids.dynamodb_table, ("tableName",))),
 }
 
+# Every call `steps` reads: LIFECYCLE and the two special cases below (streams/fold.py FOLDED_CALLS uses it too).
+STEPPED: frozenset[tuple[str, str]] = frozenset(LIFECYCLE) | {
+    (SAGEMAKER, "CreateEndpointConfig"),
+    ("dynamodb.amazonaws.com", "CreateTable"),
+}
+
 
 def steps(entry: LogEntry) -> list[Step]:
     """Lifecycle steps a successful record implies (FieldError propagates; the caller decides)."""
+    key = (entry.event_source, entry.event_name)
+    if key not in STEPPED:
+        return []  # most calls: decided on the name alone, before the record is looked at
     record = root(entry.record)
     req, resp = record.get("requestParameters"), record.get("responseElements")
-    key = (entry.event_source, entry.event_name)
     if key == (SAGEMAKER, "CreateEndpointConfig"):
         name = req.get("endpointConfigName").text()
         if not name:

@@ -3,6 +3,8 @@
 * Only successful CloudTrail calls listed in the cost catalog (`catalog.py`, keyed on eventSource AND eventName)
   produce cost events; everything else gives `[]`. A record with `errorCode` created nothing: `[]` (case R09),
   and `observations` counts it as a failed create attempt.
+* A read-only call (`readOnly: true`) never creates anything billable, whatever its name: `[]`. The default log
+  does not even store reads (it counts them); with DD0C_KEEP_READ_ONLY both settings fold alike.
 * `hourly_cost` is USD/hour for everything the record created (count x unit price; storage as GB-month / 730).
   Unknown price -> `hourly_cost=None`, `cost_status="unpriced"` and an `unpriced_reason` (`unknown_region`,
   `unknown_instance_type`, `unknown_sku`, `unknown_volume_size`, `unknown_resource`, `usage_based`, ...); never
@@ -43,7 +45,7 @@ def normalize(
     entry: LogEntry, prices: PriceTable, known: Mapping[ResourceKey, Resource] | None = None
 ) -> list[CostEvent] | Rejected:
     """`known` is the ledger as it stands before this entry (StartInstances, CreateEndpoint need it)."""
-    if entry.kind is not LogKind.CLOUDTRAIL or not isinstance(entry.record, Mapping):
+    if entry.kind is not LogKind.CLOUDTRAIL or entry.read_only or not isinstance(entry.record, Mapping):
         return []
     if error_code(entry.record) is not None:
         return []

@@ -119,7 +119,6 @@ def build_app(spec: KafkaSpec, settings: Settings, folder: KafkaFolder, *, batch
         broker_heartbeat_interval=1.0,
         stream_wait_empty=False,
         producer_acks=-1,
-        **__import__("json").loads(__import__("os").environ.get("KB_APP", "{}")),
     )
     topic = app.topic(spec.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     reseeked: dict[tuple[str, int], tuple[int, float]] = {}
@@ -161,27 +160,16 @@ def build_app(spec: KafkaSpec, settings: Settings, folder: KafkaFolder, *, batch
 
     @app.agent(topic)
     async def fold(stream: faust.StreamT[bytes]) -> None:
-        import os, time as _t
-        _dbg = os.environ.get("KB_DEBUG")
-        _t0 = _t.perf_counter()
-        async for events in stream.take_events(int(os.environ.get("KB_BATCH", batch)), within=float(os.environ.get("KB_WITHIN", BATCH_WITHIN))):
-            _t1 = _t.perf_counter(); _c1 = _t.thread_time()
+        async for events in stream.take_events(batch, within=BATCH_WITHIN):
             by_partition: dict[tuple[str, int], list[Message]] = {}
             for event in events:
                 m = event.message
                 by_partition.setdefault((m.topic, m.partition), []).append(
                     Message(m.topic, m.partition, m.offset, m.key, m.value)
                 )
-            _noop = os.environ.get("KB_NOOP")
             for messages in by_partition.values():
                 messages.sort(key=lambda msg: msg.offset)
-                if not _noop:
-                    await fold_with_retries(messages)
-            _total = globals().setdefault("_KB_TOTAL", [0]); _total[0] += len(events)
-            if _dbg:
-                _t2 = _t.perf_counter()
-                print(f"KB total={_total[0]} take={len(events)} parts={len(by_partition)} wait={(_t1-_t0)*1000:.1f} fold={(_t2-_t1)*1000:.1f} cpu={_t.process_time():.2f} main={_t.thread_time():.2f} foldcpu={(_t.thread_time()-_c1)*1000:.1f} wall={_t2:.2f}", flush=True)
-                _t0 = _t2
+                await fold_with_retries(messages)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[FaustTP], **_: Any) -> None:

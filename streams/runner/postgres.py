@@ -36,10 +36,12 @@ from projections.db import connect
 from projections.generation import writer as generation
 from projections.metrics import writer as metrics
 from projections.resources import writer as resources
+from projections.zombies import writer as zombies
 from schemas.events import Baseline, Dd0cError, LogEntry, Rejected, Resource
-from streams.fold import BaselineKey, FoldOutput, FoldState, ResourceKey, fold_entry
-from streams.log.postgres import dead_letters, read_after
+from streams.fold import FOLDED_CALLS, BaselineKey, FoldOutput, FoldState, ResourceKey, fold_entry
+from streams.log.postgres import dead_letters, read_folded_after
 from streams.pipeline import FEED_CHANNEL, LOG_CHANNEL, RUNNER_NAME
+from streams.prices.stored import stored_prices
 from streams.prices.table import PriceTable
 from streams.score import policy as score_policy
 
@@ -90,7 +92,7 @@ class _OpenResources(dict[ResourceKey, Resource]):
 @dataclass
 class RunStats:
     batches: int = 0
-    entries: int = 0  # entries folded (skipped replays not counted)
+    entries: int = 0  # entries folded (skipped replays, and rows the read passed over, not counted)
     cost_events: int = 0  # rows inserted
     anomalies: int = 0  # rows inserted
     rejected: int = 0
@@ -119,6 +121,7 @@ class PostgresRunner:
         settings = load_settings()
         self.dsn = dsn
         self.prices = prices
+        self._given_prices = prices  # used unless a replay stored another snapshot (streams/prices/stored.py)
         self.tenant = tenant
         self.name = checkpoint_name(tenant)
         self.batch = batch or settings.worker_batch
@@ -131,7 +134,7 @@ class PostgresRunner:
         self._conn: asyncpg.Connection | None = None
         self._listen: asyncpg.Connection | None = None
         self._reader: asyncpg.Connection | None = None  # read-ahead of the next batch
-        self._ahead: asyncio.Future[list[LogEntry]] | None = None
+        self._ahead: asyncio.Future[tuple[list[LogEntry], int]] | None = None
         self._ahead_after = 0
         self._policies: dict[str, score_policy.Policy] = {}
         self._fallback_policy: score_policy.Policy | None = None
@@ -255,6 +258,7 @@ class PostgresRunner:
     async def _load(self, conn: asyncpg.Connection) -> None:
         """(Re)build the in-memory state from what is committed."""
         self._generation = await generation.current(conn)
+        self.prices = await stored_prices(conn, self._given_prices)
         cp = await checkpoints.load(conn, self.name)
         self._position, self._applied = cp.position, cp.applied
         self._baselines = _Baselines(await baselines.load(conn, self.tenant))
@@ -314,22 +318,28 @@ class PostgresRunner:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             try:
-                entries = await ahead
+                entries, scanned = await ahead
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("runner %s: read-ahead failed (%s); reading the batch again", self.name, exc)
-                entries = []
+                entries, scanned = [], 0
             # Only a full batch is taken: then the log has a backlog and the read-ahead costs nothing in freshness.
             # A short (or empty) one is from before whatever was appended while this batch was folded - the live
             # case, where a fresh read picks that up in the same batch instead of one commit later.
-            if len(entries) >= self.batch and self._ahead_after == self._position:
+            if scanned >= self.batch and self._ahead_after == self._position:
                 return entries
-        return await read_after(self._conn, self._position, self.batch, tenant=self.tenant)
+        # Entries the fold passes over (read-only calls, calls outside FOLDED_CALLS) are left out of the read; the
+        # last row of the range always comes back, so the position still moves over them.
+        entries, _ = await read_folded_after(self._conn, self._position, self.batch, calls=FOLDED_CALLS,
+                                             tenant=self.tenant)
+        return entries
 
     async def _read_ahead(self, after: int) -> None:
         if self._reader is None:
             return
         self._ahead_after = after
-        self._ahead = asyncio.ensure_future(read_after(self._reader, after, self.batch, tenant=self.tenant))
+        self._ahead = asyncio.ensure_future(
+            read_folded_after(self._reader, after, self.batch, calls=FOLDED_CALLS, tenant=self.tenant)
+        )
         await asyncio.sleep(0)  # send the query now, so that Postgres runs it while this batch is folded
 
     async def _fold_and_commit(self, conn: asyncpg.Connection, entries: Sequence[LogEntry]) -> None:
@@ -357,6 +367,7 @@ class PostgresRunner:
             await baselines.upsert(conn, list(self._baselines.changed.values()))
             alerted = await anomalies.insert(conn, list(zip(out.anomalies, anomaly_seqs, strict=True)))
             await resources.upsert(conn, list(self._resources.changed.values()))
+            await zombies.apply(conn, out.zombies)
             await metrics.add(conn, out.metrics)
             await dead_letters(conn, rejected)
             await checkpoints.save(conn, self.name, last)
@@ -432,7 +443,7 @@ async def reset_projections(conn: asyncpg.Connection, tenant: str | None = None)
     Anomalies get new feed ids on rebuild; everything else comes back identical.
     """
     async with conn.transaction():
-        for table in ("cost_events", "baselines", "anomalies", "resources", "fold_metrics"):
+        for table in ("cost_events", "baselines", "anomalies", "resources", "fold_metrics", *zombies.TABLES):
             await conn.execute(f"DELETE FROM {table} WHERE $1::text IS NULL OR tenant_id = $1", tenant)
         await conn.execute(
             "DELETE FROM dead_letters WHERE stage = 'normalize' AND ($1::text IS NULL OR tenant_id = $1)", tenant
