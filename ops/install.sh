@@ -57,7 +57,8 @@ compose() { run docker compose -f "${COMPOSE_FILE}" "$@"; }
 parse_args() {
   while (( $# )); do
     case "$1" in
-      --domain) DOMAIN="${2:?--domain needs a name}"; shift 2 ;;
+      --domain) [[ $# -ge 2 && "$2" != -* ]] || die "--domain needs a name (e.g. --domain cost.example.com)"
+                DOMAIN="$2"; shift 2 ;;
       --admin) ADMIN="${2:?--admin needs a user name}"; shift 2 ;;
       --tenant) TENANT="${2:?--tenant needs a name}"; shift 2 ;;
       --kafka) KAFKA_WORKERS="${2:?--kafka needs a worker count}"; shift 2 ;;
@@ -123,8 +124,12 @@ write_env() {
       grep -q "^${key}=." "${ENV_FILE}" || missing+=("${key}")
     done
     (( ${#missing[@]} == 0 )) || die "${ENV_FILE} lacks ${missing[*]}: add them (or move the file away to regenerate it)"
+    local asked="${DOMAIN}"
     DOMAIN="$(sed -n 's/^DD0C_DOMAIN=//p' "${ENV_FILE}" | tail -n 1)"
     DOMAIN="${DOMAIN:-localhost}"
+    # a --domain that differs from the kept .env would otherwise be dropped without a word (wrong certificate)
+    [[ -z "${asked}" || "${asked}" == "${DOMAIN}" ]] \
+      || warn "--domain ${asked} is not applied: ${ENV_FILE} keeps DD0C_DOMAIN=${DOMAIN}; edit it there, then rerun"
     (( KAFKA_WORKERS == 0 )) || warn "--kafka is applied only to a new .env; edit ${ENV_FILE} (see compose.yaml)"
     return 0
   fi

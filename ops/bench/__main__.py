@@ -1,4 +1,4 @@
-"""`python -m ops.bench [--only floor,ingest,feed,api,zombies,replay,kafka] [--records N]` (`make bench`).
+"""`python -m ops.bench [--only floor,ingest,feed,push,api,zombies,replay,kafka,agent] [--records N]` (`make bench`).
 
 Prints one summary table (every figure next to its same-run baseline and its target) and writes
 bench-out/results.json. Creates its own databases (local Postgres at 127.0.0.1:5432 when reachable, else the
@@ -19,7 +19,7 @@ from typing import Any
 
 from ops.bench import common
 
-PARTS = ("floor", "ingest", "feed", "api", "zombies", "replay", "kafka", "agent")
+PARTS = ("floor", "ingest", "feed", "push", "api", "zombies", "replay", "kafka", "agent")
 TARGETS = {
     "ingest_ratio": 0.25,  # end-to-end records/s over the gunzip+json.loads floor, one core
     "rss_mb": 300.0,
@@ -36,6 +36,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     "(default records/10)")
     ap.add_argument("--feed-rate", type=float, default=500.0, help="appends per second")
     ap.add_argument("--feed-seconds", type=float, default=20.0)
+    ap.add_argument("--push-rate", type=float, default=50.0, help="single-record POSTs per second")
+    ap.add_argument("--push-seconds", type=float, default=20.0)
     ap.add_argument("--api-cost-events", type=int, default=1_000_000)
     ap.add_argument("--api-anomalies", type=int, default=150_000)
     ap.add_argument("--api-requests", type=int, default=3000)
@@ -110,6 +112,10 @@ def _run_parts(args: argparse.Namespace, server: common.Server, results: dict[st
         from ops.bench import feed as feed_part
 
         results["feed"] = feed_part.feed(server, args.feed_rate, args.feed_seconds, keep=args.keep)
+    if "push" in args.parts:
+        from ops.bench import push as push_part  # the worker and the API as children, POSTs from here
+
+        results["push"] = push_part.push(server, args.push_rate, args.push_seconds, keep=args.keep)
     if "api" in args.parts:
         from ops.bench import api as api_part
 
@@ -181,6 +187,10 @@ def table(r: dict[str, Any]) -> str:
                      f"p99 <= {TARGETS['feed_p99_ms']:.0f} ms",
                      _verdict(p.get("p99_ms") is not None and p["received"] == p["sent"]
                               and p["p99_ms"] <= TARGETS["feed_p99_ms"])))
+    if "push" in r:
+        from ops.bench.push import table_rows as push_rows
+
+        rows += push_rows(r["push"], TARGETS["feed_p99_ms"])
     if "api" in r:
         a = r["api"]
         s, lst = a["stored"], a["anomalies_list"]

@@ -115,6 +115,8 @@ def as_table(r: BacktestReport, limit: int = 50) -> str:
     body.append(("total", "", str(t["live"]), str(t["candidate"]), f"+{sum(c.gained for c in cells)}",
                  f"-{sum(c.lost for c in cells)}"))
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
+    lines.append("(per severity: an anomaly whose severity changed counts -1 in its live severity's row and +1 in its")
+    lines.append(" new one, so the columns' totals include the severity changes listed at the end)")
     lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in body]

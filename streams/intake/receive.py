@@ -4,10 +4,17 @@ Order matters. The archive is written first (a put returns once durable), then t
 the log writer (returns once durable), then the rejections are dead-lettered; only then may the caller answer its
 sender. A crash anywhere before the answer makes the sender retry: the archive may then hold the batch twice and
 the log dedupes the entries (tenant, account, eventID) - nothing is lost, nothing counted twice in the log.
+
+Read-only events are only counted (per account and day), with no eventID to dedupe on. A pushed body is therefore
+remembered by its SHA-256 once it has been received (table ingested_files, as file ingest does): the same body
+sent again - a client retrying after a lost answer - has its logged entries deduped by the log as usual, and its
+read-only events and rejections are neither counted nor dead-lettered a second time. (A crash between the append
+and that claim leaves the body unclaimed: its retry counts its read-only events again. Counts only, never costs.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -61,7 +68,20 @@ async def receive_body(
     at = received_at or datetime.now(UTC)
     admission = await load_admission(pool, tenant)
     batch = read_body(body, tenant=tenant, source=source, received_at=at, admission=admission)
-    return await _commit(pool, writer, archive, tenant, batch, source=source, received_at=at)
+    digest = hashlib.sha256(body).hexdigest()
+    seen = await pool.fetchval(
+        "SELECT true FROM ingested_files WHERE tenant_id = $1 AND sha256 = $2", tenant, f"push:{digest}"
+    )
+    if seen:  # a retry of a body already received: see the module docstring
+        batch.entries = [e for e in batch.entries if not e.read_only]
+    out = await _commit(pool, writer, archive, tenant, batch, source=source, received_at=at, repeat=bool(seen))
+    if not seen and batch.entries:
+        await pool.execute(
+            "INSERT INTO ingested_files (tenant_id, sha256, source, report) VALUES ($1, $2, $3, $4::jsonb)"
+            " ON CONFLICT DO NOTHING",
+            tenant, f"push:{digest}", source, out.as_json(),
+        )
+    return out
 
 
 async def receive_records(
@@ -77,7 +97,7 @@ async def receive_records(
 
 async def _commit(
     pool: asyncpg.Pool, writer: LogWriter, archive: RawArchive | None, tenant: str, batch: ReadBatch, *,
-    source: str, received_at: datetime,
+    source: str, received_at: datetime, repeat: bool = False,
 ) -> Received:
     out = Received(source=source, read=batch.read, skipped=batch.skipped, usable=batch.usable)
     if batch.entries:
@@ -93,7 +113,7 @@ async def _commit(
     else:
         dead = list(batch.rejected)
     out.rejected = [r for _, r in dead]
-    if dead:
+    if dead and not repeat:
         async with pool.acquire() as conn:
             await dead_letters(conn, [(tenant, stage, r) for stage, r in dead])
         for _, r in dead:
