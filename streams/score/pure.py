@@ -62,6 +62,12 @@ def score(
     novel = novelty(baseline, event, policy)
     reasons.extend(novel)
     level = sev.combine(base, [r.signal for r in novel], learning=learning, policy=policy)
+    if base is not None and level is not None and level.rank > base.rank and reasons:
+        # Say why the verdict is above what the first reason's own numbers give ("medium band ... -> high").
+        first = reasons[0]
+        raised_by = ", ".join(r.signal.replace("_", " ") for r in novel)
+        reasons[0] = Reason(first.signal, f"{first.text}; {base.value} raised to {level.value} by {raised_by}",
+                            {**first.data, "raised_from": base.value, "raised_to": level.value})
 
     folded = baselines.fold(baseline, event)
     if level is None or level.rank < policy.record_floor.rank:
