@@ -7,8 +7,9 @@ Every entry has kind `zombie`, event source `dd0c.zombies`, and one of these eve
   while the next day's scan (or a changed dollar figure) is a new fact that moves `last_seen`.
 * `ZombieResolved` - an open zombie that a *complete* run of its check in its region no longer found (a denied,
   throttled or failed check resolves nothing - R15). Id: the zombie and the start of the episode it closes.
-* `ZombieScanCompleted` - the run itself: ok / partial / failed with every region error and its reason, calls
-  made, retries, and the candidates that were not judged (`insufficient_history`, `unknown`).
+* `ZombieScanCompleted` - the run itself: ok / partial / failed with every region error, a `reason` sentence
+  naming the account (e.g. its credentials expired), calls made, retries, and the candidates that were not
+  judged (`insufficient_history`, `unknown`).
 * `ZombieAcknowledged`, `ZombieSnoozed`, `ZombieReopened` - user actions (API / CLI), with who, when and why.
   They are log entries like the rest, so a replay rebuilds acknowledgements and snoozes with the zombies.
 
@@ -175,6 +176,7 @@ def scan_entries(
             {"region": e.region, "code": e.code, "operation": e.operation, "check": e.check, "message": e.message}
             for e in result.region_errors
         ],
+        "reason": result.reason,
         "calls_made": result.calls_made,
         "retries": result.retries,
         "zombies_found": len(result.found),

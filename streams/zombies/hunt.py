@@ -107,6 +107,8 @@ async def hunt_account(
     for error in result.region_errors:
         log.warning("zombie scan %s/%s: %s %s in %s (%s)", target.tenant, target.account_id, error.operation,
                     error.code, error.region, error.check or "region")
+    if result.reason:
+        log.warning("zombie scan %s/%s %s: %s", target.tenant, target.account_id, result.status, result.reason)
     log.info("zombie scan %s/%s: %s, %d zombies, %d resolved, %d AWS calls, %d retries", target.tenant,
              target.account_id, result.status, len(result.found), resolved, result.calls_made, result.retries)
     return HuntReport(target.tenant, target.account_id, scan_id, result, appended, len(entries), resolved,

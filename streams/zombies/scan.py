@@ -12,6 +12,11 @@ still runs unless the code says the whole region is unreachable (`REGION_FATAL`)
 So an SCP denying EC2 in one region makes the run `partial`, not `failed` (R15). Throttling is retried with
 exponential backoff; authorization errors never are. botocore's own retries are switched off in
 `session_client_factory` so that this rule is the only one.
+
+Expired credentials (`CREDENTIALS_EXPIRED`) end the account's scan where they are met: the session cannot sign
+anything any more, so the regions after it are recorded as not scanned (one error each, no call) rather than
+each called once to fail the same way. What completed before still counts; the run's `reason` names the account
+and says the credentials expired.
 """
 
 from __future__ import annotations
@@ -71,6 +76,9 @@ REGION_FATAL = frozenset(
         "NoCredentialsError",
     }
 )
+# Codes that mean the session's credentials expired (STS session token, or a request signed too long ago).
+CREDENTIALS_EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+NOT_CALLED = "(not called)"  # the operation of a region error recorded without a call
 METRIC_QUERIES_PER_CALL = 500  # GetMetricData's limit
 FILTER_VALUES_PER_CALL = 200  # EC2's limit on values of one filter
 
@@ -115,6 +123,7 @@ class ScanResult:
     # (region, check) pairs that ran to the end without any failed call: only there may an absent zombie be
     # called resolved (a denied or throttled check proves nothing about what it could not see).
     completed: tuple[tuple[str, str], ...] = ()
+    reason: str = ""  # why the run is partial / failed, in a sentence naming the account ("" when ok)
 
     @property
     def found(self) -> list[Zombie]:
@@ -510,7 +519,8 @@ def scan_account(
         listed = caller.pages("ec2", home_region, "DescribeRegions", {"AllRegions": True})
     except _Failed as failed:
         errors.append(RegionError(home_region, failed.code, failed.operation, None, failed.message))
-        return ScanResult((), tuple(errors), "failed", caller.calls, (), caller.retries)
+        return ScanResult((), tuple(errors), "failed", caller.calls, (), caller.retries,
+                          reason=run_reason(account_id, errors))
     enabled = enabled_regions(listed)
     if regions is not None:
         wanted = list(dict.fromkeys(regions))
@@ -521,16 +531,41 @@ def scan_account(
     zombies: list[Zombie] = []
     completed_any = False
     finished: list[tuple[str, str]] = []
+    expired: RegionError | None = None
     for region in enabled:
+        if expired is not None:  # nothing can be signed any more: record the region, do not call it
+            errors.append(RegionError(region, expired.code, NOT_CALLED, None,
+                                      f"not scanned: the credentials of account {account_id} had expired"))
+            continue
         scan = _Region(caller, Scope(tenant, account_id, region), now, limits, table)
         found, completed = scan.run(checks)
         zombies.extend(found)
         errors.extend(scan.errors)
         finished.extend((region, check) for check in scan.completed)
         completed_any = completed_any or completed
+        expired = next((e for e in scan.errors if e.code in CREDENTIALS_EXPIRED), None)
     status: RunStatus = "ok"
     if errors:
         status = "partial" if completed_any else "failed"
     return ScanResult(
-        tuple(zombies), tuple(errors), status, caller.calls, tuple(enabled), caller.retries, tuple(finished)
+        tuple(zombies), tuple(errors), status, caller.calls, tuple(enabled), caller.retries, tuple(finished),
+        run_reason(account_id, errors),
     )
+
+
+def run_reason(account_id: str, errors: Sequence[RegionError]) -> str:
+    """One sentence for a run with errors ("" without): expired credentials first, else each code and region."""
+    if not errors:
+        return ""
+    expired = next((e for e in errors if e.code in CREDENTIALS_EXPIRED), None)
+    if expired is not None:
+        lost = [e.region for e in errors if e.code in CREDENTIALS_EXPIRED and e.operation != "DescribeRegions"]
+        where = f"regions not scanned: {', '.join(dict.fromkeys(lost))}" if lost else "nothing scanned"
+        return (f"the credentials of account {account_id} expired ({expired.code} from {expired.operation} in "
+                f"{expired.region}); {where}")
+    where: dict[str, list[str]] = {}
+    for e in errors:
+        regions = where.setdefault(e.code, [])
+        if e.region not in regions:
+            regions.append(e.region)
+    return f"account {account_id}: " + "; ".join(f"{code} in {', '.join(rs)}" for code, rs in where.items())

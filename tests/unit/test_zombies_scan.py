@@ -89,6 +89,23 @@ def test_expired_credentials_skip_the_rest_of_the_region() -> None:
     assert (result.status, result.calls_made) == ("failed", 2)
 
 
+def test_expired_credentials_are_not_used_on_the_next_regions() -> None:
+    """us-east-1 completes (vol-1), us-west-2 answers RequestExpired: eu-west-1 is recorded, never called (3 calls
+    in all). Partial, and the reason names the account, "expired" and both regions lost."""
+    replay = Replay()
+    regions(replay, "us-east-1", "us-west-2", "eu-west-1")
+    replay.respond("ec2", "us-east-1", "DescribeVolumes", AVAILABLE, {"Volumes": [vol("vol-1")]})
+    replay.fail("ec2", "us-west-2", "DescribeVolumes", AVAILABLE, "RequestExpired", 400)
+    result = scan(replay)
+    replay.verify()
+    assert (result.status, result.calls_made, [z.resource_id for z in result.found]) == ("partial", 3, ["vol-1"])
+    assert [(e.region, e.code, e.operation) for e in result.region_errors] == [
+        ("us-west-2", "RequestExpired", "DescribeVolumes"), ("eu-west-1", "RequestExpired", "(not called)")]
+    assert result.completed == (("us-east-1", CHECK_UNATTACHED_VOLUME),)
+    assert result.reason == ("the credentials of account 111122223333 expired (RequestExpired from DescribeVolumes "
+                             "in us-west-2); regions not scanned: us-west-2, eu-west-1")
+
+
 def test_describe_regions_denied_fails_the_run() -> None:
     replay = Replay()
     replay.fail("ec2", "us-east-1", "DescribeRegions", {"AllRegions": True}, "UnauthorizedOperation")

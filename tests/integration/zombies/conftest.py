@@ -7,8 +7,9 @@
   account's EC2 backend is first created): they come with ~1,300 snapshots of deleted volumes that moto lists even
   for OwnerIds=["self"], which AWS never would.
 * `FaultProxy` is a real HTTP server between boto3 and moto. It forwards every request, except the ones a rule
-  matches (by signing region, service and action), which it answers with the AWS error document itself:
-  UnauthorizedOperation for an SCP-denied region, RequestLimitExceeded for throttling. It counts what it saw.
+  matches (by signing region, service, action and access key id), which it answers with the AWS error document
+  itself: UnauthorizedOperation for an SCP-denied region, RequestLimitExceeded for throttling, RequestExpired for
+  credentials that expire (from the first request on, or after N requests: mid-scan). It counts what it saw.
 """
 
 from __future__ import annotations
@@ -51,12 +52,16 @@ class Rule:
     status: int
     times: int | None = None
     hits: int = 0
+    access_key: str | None = None  # only requests signed with this access key id
+    after: int = 0  # let this many matching requests through first (credentials that expire mid-scan)
+    passed: int = 0
 
-    def matches(self, region: str, service: str, action: str) -> bool:
+    def matches(self, region: str, service: str, action: str, access_key: str = "") -> bool:
         if self.times is not None and self.hits >= self.times:
             return False
         return all(want is None or want == got for want, got in
-                   ((self.region, region), (self.service, service), (self.action, action)))
+                   ((self.region, region), (self.service, service), (self.action, action),
+                    (self.access_key, access_key)))
 
 
 @dataclass
@@ -75,6 +80,13 @@ class FaultProxy:
         self.rules.append(rule)
         return rule
 
+    def expire(self, access_key: str, after: int = 0, code: str = "RequestExpired") -> Rule:
+        """The credentials of `access_key` expire after `after` more requests: every later one is refused, in
+        every region and service, as EC2 refuses a request signed with an expired session token."""
+        rule = Rule(None, None, None, code, 400, access_key=access_key, after=after)
+        self.rules.append(rule)
+        return rule
+
     def start(self) -> str:
         proxy = self
         target = urllib.parse.urlsplit(self.target)
@@ -88,9 +100,13 @@ class FaultProxy:
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 region, service, action = _describe(self.headers, self.path, body)
+                key = _access_key(self.headers)
                 with _LOCK:
                     proxy.seen.append((region, service, action))
-                    rule = next((r for r in proxy.rules if r.matches(region, service, action)), None)
+                    rule = next((r for r in proxy.rules if r.matches(region, service, action, key)), None)
+                    if rule is not None and rule.passed < rule.after:
+                        rule.passed += 1
+                        rule = None
                     if rule is not None:
                         rule.hits += 1
                 if rule is not None:
@@ -149,6 +165,12 @@ def _describe(headers: Any, path: str, body: bytes) -> tuple[str, str, str]:
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         action = (form.get("Action") or [""])[0]
     return region, service, action
+
+
+def _access_key(headers: Any) -> str:
+    """The access key id a SigV4 request was signed with (Credential=<key>/<date>/<region>/<service>/...)."""
+    auth = headers.get("Authorization") or ""
+    return auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else ""
 
 
 def _ec2_error(code: str) -> str:
