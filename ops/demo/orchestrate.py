@@ -9,7 +9,9 @@ What gets ingested:
   purpose (truncated JSON, wrong field types, digests): they are rejected with their reasons and the demo
   goes on - that is what a real bucket looks like;
 * a generated four-account history ending now (ops/demo/generate.py), written once under the data dir and
-  reused afterwards, ingested in delivery order so baselines learn it as it happened.
+  reused afterwards, ingested in delivery order so baselines learn it as it happened;
+* five made-up zombies across those accounts (ops/demo/zombies.py), appended as `ZombieDetected` entries and
+  folded into the zombies projection like a real scan's.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Prepared:
     manifest: dict[str, Any]
     top: list[dict[str, Any]]
     burning: tuple[int, float]  # running resources, $/h
+    zombies: tuple[int, float] = (0, 0.0)  # open zombies, monthly waste $
 
 
 def _say(out: TextIO, text: str = "") -> None:
@@ -165,6 +168,25 @@ def history(data_dir: Path, opts: DemoOptions, out: TextIO) -> tuple[Path, dict[
     return where, report.manifest()
 
 
+async def plant_zombies(url: str, manifest: dict[str, Any], tenant: str, out: TextIO) -> None:
+    """Append the demo's zombies (detected at the history's end) to the log; the fold makes the projection."""
+    from ops.demo.zombies import demo_entries
+    from projections.db import create_pool
+    from streams.log.writer import open_log_writer
+    from streams.prices.table import load_default_prices
+
+    end = datetime.fromisoformat(str(manifest["params"]["end"]).replace("Z", "+00:00"))
+    entries = demo_entries(tenant, manifest.get("accounts", []), end, load_default_prices(),
+                           ingested_at=datetime.now(UTC))
+    pool = await create_pool(url)
+    try:
+        async with open_log_writer(pool) as writer:
+            appended = await writer.append(entries)
+    finally:
+        await pool.close()
+    _say(out, f"zombies: {len(entries)} synthetic zombies ({appended.logged} new) appended as ZombieDetected")
+
+
 def drain(url: str, env: dict[str, str], out: TextIO) -> None:
     began = time.perf_counter()
     done = subprocess.run(_cli("worker", "--drain"), env=env, capture_output=True, text=True)
@@ -191,6 +213,19 @@ def demo_user(data_dir: Path, env: dict[str, str]) -> str:
     if add.returncode != 0:
         raise DemoError(f"`dd0c-cost users add {DEMO_USER}` failed:\n{(add.stdout + add.stderr)[-2000:]}")
     return password
+
+
+async def open_zombies(url: str, tenant: str) -> tuple[int, float]:
+    """Open zombies and their monthly waste, as `GET /v1/zombies` totals them."""
+    from projections.db import connect
+    from projections.zombies.queries import zombie_totals
+
+    conn = await connect(url)
+    try:
+        totals = await zombie_totals(conn, tenant)
+    finally:
+        await conn.close()
+    return int(totals["count"]), float(totals["monthly_waste_usd"])
 
 
 async def top_anomalies(url: str, tenant: str, limit: int = 10) -> tuple[list[dict[str, Any]], tuple[int, float]]:
@@ -259,10 +294,12 @@ def prepare(opts: DemoOptions, out: TextIO) -> Prepared:
     if report.rejected:  # our own files must all read; a rejection here is a bug somewhere
         _say(out, f"warning: {report.rejected} generated records were rejected:")
         _show_rejections(report, messages, out)
+    asyncio.run(plant_zombies(url, manifest, settings.tenant, out))
     drain(url, env, out)
     password = demo_user(data_dir, env)
     top, burning = asyncio.run(top_anomalies(url, settings.tenant))
-    return Prepared(url, embedded, password, manifest, top, burning)
+    zombies = asyncio.run(open_zombies(url, settings.tenant))
+    return Prepared(url, embedded, password, manifest, top, burning, zombies)
 
 
 def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
@@ -272,6 +309,9 @@ def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
     _say(out, "Top anomalies:")
     _say(out, format_top(p.top, names))
     _say(out, f"Running now: {p.burning[0]} resources burning ${p.burning[1]:,.2f}/h")
+    from streams.notify.messages import cents  # half-up, as the digest prints the same total
+
+    _say(out, f"Zombies: {p.zombies[0]} open, wasting {cents(p.zombies[1])}/month (GET /v1/zombies)")
     _say(out)
     _say(out, f"Login:   {DEMO_USER} / {p.password}   (kept in {load_settings().data_dir / LOGIN_FILE})")
     if not opts.api:

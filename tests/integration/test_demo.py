@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +13,29 @@ import pytest
 
 from ops.demo.generate import read_manifest
 from projections.db import connect
+from tests.integration.test_api_rows import asgi_client, bearer, login
 
 pytestmark = pytest.mark.integration
+
+# The demo's zombies (ops/demo/zombies.py), priced by hand from the shipped price table (730 h/month):
+DEMO_ZOMBIE_WASTE = {
+    "unattached_ebs_volume": 500 * 0.08,  # 500 GiB gp3 at $0.08/GB-month, baseline IOPS/throughput = $40.00
+    "orphaned_ebs_snapshot": 200 * 0.05,  # 200 GiB standard snapshot at $0.05/GB-month = $10.00
+    "idle_nat_gateway": 0.045 * 730,  # us-west-2 NAT gateway-hour = $32.85
+    "idle_load_balancer": 0.0225 * 730,  # ALB-hour = $16.425
+    "unassociated_eip": 0.005 * 730,  # idle public IPv4 address-hour = $3.65
+}
+DEMO_ZOMBIE_TOTAL = 102.925  # 40 + 10 + 32.85 + 16.425 + 3.65
+
+
+async def _zombies_api(url: str, password: str) -> tuple[dict, dict]:
+    """GET /v1/zombies as the demo user, and the NAT gateway's detail."""
+    async with asgi_client(url) as (client, _app):
+        auth = bearer(await login(client, "demo", password))
+        listed = (await client.get("/v1/zombies", headers=auth)).json()
+        nat = next(i for i in listed["items"] if i["check"] == "idle_nat_gateway")
+        detail = (await client.get(f"/v1/zombies/{nat['zombie_id']}", headers=auth)).json()
+        return listed, detail
 
 
 async def _anomalies(url: str) -> list[dict]:
@@ -65,8 +87,31 @@ def test_demo_flags_the_p4d_burst(sync_database_url: str, tmp_path: Path) -> Non
     assert "p4d.24xlarge" in table and "data" in table
     assert "Login:   demo / " in out
 
+    # the demo's zombies: in the API with dollar figures and evidence, and one line next to the anomalies
+    zombie_line = next(ln for ln in out.splitlines() if ln.startswith("Zombies: "))
+    assert zombie_line == "Zombies: 5 open, wasting $102.93/month (GET /v1/zombies)"
+    password = json.loads((tmp_path / "demo-login.json").read_text())["password"]
+    listed, nat = asyncio.run(_zombies_api(sync_database_url, password))
+    assert (listed["count"], listed["unpriced"]) == (5, 0)
+    assert listed["monthly_waste_usd"] == pytest.approx(DEMO_ZOMBIE_TOTAL)
+    assert sum(DEMO_ZOMBIE_WASTE.values()) == pytest.approx(DEMO_ZOMBIE_TOTAL)
+    assert {i["check"]: i["monthly_waste_usd"] for i in listed["items"]} == pytest.approx(DEMO_ZOMBIE_WASTE)
+    assert {(i["check"], i["account_id"], i["region"]) for i in listed["items"]} == {
+        ("unattached_ebs_volume", "318274650192", "us-east-1"), ("orphaned_ebs_snapshot", "318274650192", "us-east-1"),
+        ("idle_nat_gateway", "527381946027", "us-west-2"), ("idle_load_balancer", "640192837465", "us-east-1"),
+        ("unassociated_eip", "759302184756", "us-west-2")}
+    assert [(a["account_id"], a["count"]) for a in listed["by_account"]] == [
+        ("318274650192", 2), ("527381946027", 1), ("640192837465", 1), ("759302184756", 1)]  # $50, $32.85, ...
+    metric = nat["evidence"]["metric"]
+    assert (metric["name"], metric["period_seconds"], metric["values"], metric["total"]) == (
+        "BytesOutToDestination", 86400, [0.0] * 14, 0.0)
+    assert nat["evidence"]["price"]["unit_price_usd"] == 0.045
+    assert nat["evidence"]["synthetic"].startswith("synthetic: made up by `dd0c-cost demo`")
+
     # a second run reuses the history and the ingested files: nothing new is logged
     again = _demo(sync_database_url, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "history: reusing" in again.stdout
     assert "(0 new)" in again.stdout
+    assert "zombies: 5 synthetic zombies (0 new) appended as ZombieDetected" in again.stdout
+    assert "Zombies: 5 open, wasting $102.93/month" in again.stdout
