@@ -4,7 +4,8 @@ One broker per test session on a free loopback port; tests keep apart by using r
 cleaning up. tansu serves produce / fetch / metadata / admin and consumer groups, but not transactions and not
 idempotent producers (InitProducerId fails), so tests build their KafkaSpec with `idempotent=False`.
 
-TEST_KAFKA_BOOTSTRAP=host:port uses a broker that is already running instead of starting one.
+TEST_KAFKA_BOOTSTRAP=host:port uses a broker that is already running instead of starting one. `start_tansu` can
+also start a broker on a chosen port with another storage engine (S3 on moto), for the broker-restart test.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from aiokafka.errors import KafkaError
 
 START_DEADLINE = 20.0  # seconds for tansu to answer a metadata request (it is ready in milliseconds here)
 PORT_TRIES = 3  # another process may grab the free port between our probe and tansu's bind
+MEMORY_STORAGE = "memory://tansu/"  # the default: topics die with the process
 
 
 class BrokerStartError(RuntimeError):
@@ -67,7 +69,7 @@ async def wait_until_answers(bootstrap: str, deadline: float, proc: subprocess.P
     raise BrokerStartError(f"no answer from {bootstrap} within {START_DEADLINE}s: {last!r}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_tansu(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -85,16 +87,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def _spawn(binary: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def _spawn(binary: str, port: int, log_path: Path, storage: str, cluster_id: str,
+           env: dict[str, str] | None) -> subprocess.Popen[bytes]:
     url = f"tcp://127.0.0.1:{port}"
     with log_path.open("ab") as out:  # a file, not a pipe: a full pipe would block the broker
         return subprocess.Popen(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/", "--cluster-id", "dd0c-test"],
+             "--storage-engine", storage, "--cluster-id", cluster_id],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # fine here: the fixture starts it from the main thread only
+            env=None if env is None else {**os.environ, **env},
+            preexec_fn=_die_with_parent,  # fine here: the fixtures start it from the main thread only
         )
 
 
@@ -102,19 +106,31 @@ def _tail(log_path: Path) -> str:
     return log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
 
 
-async def start_tansu(log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start tansu on a free loopback port and wait until it answers; returns the process and its bootstrap."""
+async def start_tansu(
+    log_path: Path,
+    *,
+    port: int | None = None,
+    storage: str = MEMORY_STORAGE,
+    cluster_id: str = "dd0c-test",
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start tansu on a free loopback port and wait until it answers; returns the process and its bootstrap.
+
+    `port`: that port instead of a free one (a broker restarted where its clients expect it; tried once).
+    `storage` / `env`: another storage engine and what it needs, e.g. "s3://bucket/" with the AWS_* variables
+    (tests/integration/kafka/test_kafka_broker_restart.py), whose topics outlive the process.
+    """
     binary = tansu_binary()
     failures = []
-    for _ in range(PORT_TRIES):
-        port = free_port()
-        proc = _spawn(binary, port, log_path)
-        bootstrap = f"127.0.0.1:{port}"
+    for _ in range(1 if port is not None else PORT_TRIES):
+        port_now = port if port is not None else free_port()
+        proc = _spawn(binary, port_now, log_path, storage, cluster_id, env)
+        bootstrap = f"127.0.0.1:{port_now}"
         try:
             await wait_until_answers(bootstrap, time.monotonic() + START_DEADLINE, proc)
             return proc, bootstrap
         except BrokerStartError as exc:
-            _stop(proc)
+            stop_tansu(proc)
             failures.append(str(exc))
     raise BrokerStartError(f"tansu did not start ({'; '.join(failures)}); its output:\n{_tail(log_path)}")
 
@@ -131,4 +147,4 @@ async def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     try:
         yield bootstrap
     finally:
-        _stop(proc)
+        stop_tansu(proc)
