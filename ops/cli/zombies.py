@@ -141,7 +141,7 @@ async def hunt_accounts(pool: Any, accounts: Sequence[Any], *, regions: Sequence
     from streams.accounts import boto3_session
     from streams.log.writer import open_log_writer
     from streams.prices.table import load_default_prices
-    from streams.zombies.hunt import SimpleTarget, hunt_account
+    from streams.zombies.hunt import SimpleTarget, hunt_account, record_unreachable
     from streams.zombies.pure import ALL_CHECKS
 
     settings = load_settings()
@@ -157,8 +157,12 @@ async def hunt_accounts(pool: Any, accounts: Sequence[Any], *, regions: Sequence
                     checks=list(checks) or ALL_CHECKS, home_region=settings.zombie_home_region,
                     max_attempts=settings.zombie_max_attempts,
                 ))
-            except (Dd0cError, ClientError, BotoCoreError) as exc:  # bad credentials, role refused: the next one
-                log.error("zombie scan %s/%s not run: %s", account.tenant, account.account_id, exc)
+            except (Dd0cError, ClientError, BotoCoreError) as exc:  # bad credentials, role refused: recorded as a
+                # failed run (the API and `zombies scans` show it), then the next account
+                reports.append(await record_unreachable(
+                    writer, target, exc, home_region=settings.zombie_home_region, checks=list(checks) or ALL_CHECKS,
+                    regions=list(regions) or None,
+                ))
     return reports
 
 
@@ -168,6 +172,8 @@ def _print_report(report: Any) -> None:
     print(f"account {report.account_id}: {r.status} - {len(r.found)} zombies, {_money(waste)}/month, "
           f"{report.resolved} resolved, regions {', '.join(r.regions_scanned) or '-'}, {r.calls_made} AWS calls"
           f" ({r.retries} retries)")
+    if r.reason:
+        print(f"  ! {r.reason}")
     for e in r.region_errors:
         print(f"  ! {e.region}: {e.operation} {e.code}" + (f" (check {e.check})" if e.check else ""))
     for z in sorted(r.found, key=lambda z: -(z.monthly_waste_usd or 0.0)):
@@ -215,6 +221,7 @@ def _report_json(report: Any) -> dict[str, Any]:
         "account_id": report.account_id,
         "scan_id": report.scan_id,
         "status": r.status,
+        "reason": r.reason,
         "regions_scanned": list(r.regions_scanned),
         "errors": [{"region": e.region, "code": e.code, "operation": e.operation, "check": e.check}
                    for e in r.region_errors],
@@ -349,8 +356,13 @@ def run_scans(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(dumps(rows) + "\n")
         return 0
+    if not rows:
+        print(f"no zombie scan recorded for tenant {tenant!r}" + (f" account {args.account}" if args.account else "")
+              + " yet; run `dd0c-cost zombies scan`")
+        return 0
     for r in rows:
-        errors = "; ".join(f"{e['region']} {e['operation']} {e['code']}" for e in r.get("errors") or ())
+        errors = r.get("reason") or "; ".join(f"{e['region']} {e['operation']} {e['code']}"
+                                              for e in r.get("errors") or ())
         print(f"{r['scanned_at']:%Y-%m-%d %H:%M}  {r['account_id']}  {r['status']:<8} {r['zombies_found']:>4} zombies"
               f"  {r['calls_made']} calls" + (f"  ! {errors}" if errors else ""))
     return 0

@@ -28,7 +28,7 @@ from streams.log.writer import LogWriter
 from streams.prices.table import PriceTable
 from streams.zombies.events import scan_entries, scan_id_for
 from streams.zombies.pure import ALL_CHECKS, CheckThresholds
-from streams.zombies.scan import ScanResult, scan_account, session_client_factory
+from streams.zombies.scan import RegionError, ScanResult, scan_account, session_client_factory
 
 log = logging.getLogger("dd0c.zombies")
 
@@ -113,3 +113,42 @@ async def hunt_account(
              target.account_id, result.status, len(result.found), resolved, result.calls_made, result.retries)
     return HuntReport(target.tenant, target.account_id, scan_id, result, appended, len(entries), resolved,
                       list(entries[-1].record.get("not_judged") or ()))
+
+
+async def record_unreachable(
+    log_writer: LogWriter,
+    target: Target,
+    error: BaseException,
+    *,
+    home_region: str = "us-east-1",
+    checks: Sequence[str] = ALL_CHECKS,
+    regions: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> HuntReport:
+    """An account the hunter could not act as (AssumeRole refused, sealed secrets unreadable): a `failed` run in
+    the log, so `zombies scans`, the API and the digest show it rather than a silence. It resolves nothing."""
+    clock = now or datetime.now(UTC)
+    code, operation = _error_code(error)
+    message = str(error)
+    failed = ScanResult(
+        (), (RegionError(home_region, code, operation, None, message),), "failed", 0,
+        reason=f"could not act as account {target.account_id}: {operation} failed with {code} ({message})",
+    )
+    wanted = list(regions) if regions else (list(target.regions) or None)
+    scan_id = scan_id_for(target.tenant, target.account_id, clock, wanted, checks)
+    entries = scan_entries(target.tenant, target.account_id, failed, (), now=clock, ingested_at=datetime.now(UTC),
+                           scan_id=scan_id, checks=checks, started_at=clock)
+    appended = await log_writer.append(entries)
+    log.error("zombie scan %s/%s failed: %s", target.tenant, target.account_id, failed.reason)
+    return HuntReport(target.tenant, target.account_id, scan_id, failed, appended, len(entries), 0)
+
+
+def _error_code(error: BaseException) -> tuple[str, str]:
+    """(code, operation) of a credentials failure: botocore's error code and operation when it has them."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code") or type(error).__name__)
+        return code, str(getattr(error, "operation_name", None) or "AssumeRole")
+    if type(error).__module__.startswith("botocore"):
+        return type(error).__name__, "AssumeRole"
+    return type(error).__name__, "open credentials"

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from ops.cli import main
 from projections.db import connect
 from streams.accounts import SecretBox, TrailLocation, add_account
-from tests.integration.zombies.conftest import Aws
+from tests.integration.zombies.conftest import Aws, FaultProxy, Rule
 from tests.integration.zombies.seed import seed
 
 
@@ -54,3 +54,50 @@ def test_cli_scan_list_and_thresholds(aws: Aws, sync_database_url: str, monkeypa
     assert (listed["count"], listed["monthly_waste_usd"]) == (1, 3.65)
     assert listed["by_check"] == [{"check": "unassociated_eip", "count": 1, "monthly_waste_usd": 3.65,
                                    "unpriced": 0}]
+
+
+def test_cli_scan_records_an_account_whose_role_is_refused(
+    aws: Aws, proxy: FaultProxy, sync_database_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two accounts; STS refuses the first one's AssumeRole (AccessDenied, injected by the proxy). The scan of the
+    second still runs and finds its Elastic IP ($3.65/month); the refused one is a `failed` run in the log with a
+    reason naming the account and the refusal, `zombies scans` prints it, and the exit status is 1."""
+    key = Fernet.generate_key().decode()
+    tenant = "acme-refused"
+    for name, value in (("DATABASE_URL", sync_database_url), ("DD0C_SECRET_KEY", key),
+                        ("DD0C_AWS_ENDPOINT_URL", proxy.url), ("DD0C_TENANT", tenant)):
+        monkeypatch.setenv(name, value)
+    seeded = seed(aws)
+    refused = "100000000001"  # sorts before the fixture's account (>= 2e11): scanned first
+
+    async def register() -> None:
+        conn = await connect(sync_database_url)
+        try:
+            for account in (refused, aws.account_id):
+                await add_account(conn, SecretBox([key]), tenant, account,
+                                  role_arn=f"arn:aws:iam::{account}:role/dd0c-cost-reader",
+                                  trail=TrailLocation(bucket="trail", regions=("us-east-1",)))
+        finally:
+            await conn.close()
+
+    asyncio.run(register())
+    rule = Rule(None, "sts", "AssumeRole", "AccessDenied", 403, times=1)
+    proxy.rules.append(rule)
+    assert main(["zombies", "scan", "--check", "unassociated_eip", "--fold", "--format", "json"]) == 1
+    first, second = json.loads(capsys.readouterr().out)
+    assert rule.hits == 1
+    assert (first["account_id"], first["status"], first["calls_made"], first["zombies"]) == (refused, "failed", 0, [])
+    assert first["errors"] == [{"region": "us-east-1", "code": "AccessDenied", "operation": "AssumeRole",
+                                "check": None}]
+    assert first["reason"].startswith(f"could not act as account {refused}: AssumeRole failed with AccessDenied (")
+    assert (second["account_id"], second["status"], second["reason"]) == (aws.account_id, "ok", "")
+    assert [(z["resource_id"], z["monthly_waste_usd"]) for z in second["zombies"]] == [
+        (seeded.zombies["unassociated_eip"], 3.65)]
+
+    assert main(["zombies", "scans", "--account", refused]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert f"{refused}  failed      0 zombies  0 calls  ! could not act as account {refused}: AssumeRole" in line
+    assert main(["zombies", "scans", "--account", "999999999999"]) == 0
+    assert capsys.readouterr().out == (f"no zombie scan recorded for tenant {tenant!r} account 999999999999 yet; "
+                                       "run `dd0c-cost zombies scan`\n")
