@@ -77,13 +77,14 @@ class _PartBuilder:
     locators: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    delivered_at: float = 0.0
 
     def build(self) -> Part:
         if self.whole is not None:
-            return Part(source=self.source, document=self.whole)
+            return Part(source=self.source, document=self.whole, delivered_at=self.delivered_at)
         document = b'{"Records":[' + b",".join(self.records) + b"]}" if self.records else b""
         return Part(source=self.source, document=document, locators=self.locators, rejects=self.rejects,
-                    skipped=dict(self.skipped))
+                    skipped=dict(self.skipped), delivered_at=self.delivered_at)
 
 
 class Batcher:
@@ -142,13 +143,13 @@ class Batcher:
             count += 1
             if count <= position.items:
                 continue
-            self._add(obj.key, item, count)
+            self._add(obj.key, item, count, obj.delivered_at)
             if self.stop.is_set():
                 return  # mid-object: its position is in the spool with the batches already cut
         self._finish(obj, count)
 
     def _add_whole(self, obj: SourceObject, data: bytes) -> None:
-        self._parts.append(_PartBuilder(obj.key, whole=data))
+        self._parts.append(_PartBuilder(obj.key, whole=data, delivered_at=obj.delivered_at))
         self._bytes += len(data) + len(obj.key)
         self.whole_objects += 1
         self._positions[obj.key] = Position(1, complete=True)
@@ -157,9 +158,9 @@ class Batcher:
         if self._bytes >= self.batch_bytes:
             self.flush()
 
-    def _add(self, key: str, item: cloudtrail.Item, count: int) -> None:
+    def _add(self, key: str, item: cloudtrail.Item, count: int, delivered_at: float = 0.0) -> None:
         if not self._parts or self._parts[-1].source != key:
-            self._parts.append(_PartBuilder(key))
+            self._parts.append(_PartBuilder(key, delivered_at=delivered_at))
         part = self._parts[-1]
         if isinstance(item, cloudtrail.RawRecord):
             data = encode_record(item.record)

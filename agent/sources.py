@@ -50,6 +50,9 @@ class SourceObject:
     key: str  # the spool's key and the `source` the log and dead letters name
     open: Callable[[int], Content]
     done: Callable[[], None] | None = None  # called once the object is read to the end and spooled
+    # When it was delivered (Unix seconds; 0 unknown): sent with its parts for the server's lag metric. Known at
+    # listing for files and bucket listings; for an SQS-notified object `open` fills it from the object.
+    delivered_at: float = 0.0
 
 
 class DirSource:
@@ -66,7 +69,8 @@ class DirSource:
         for path in delivery_order(find_log_files([self.root])):
             key = str(path)
             if not self._spool.position(key).complete:
-                yield SourceObject(key, lambda limit, path=path, key=key: _open_file(path, key, limit))
+                yield SourceObject(key, lambda limit, path=path, key=key: _open_file(path, key, limit),
+                                   delivered_at=_mtime(path))
 
 
 def _client(service: str, settings: AgentSettings) -> Any:
@@ -82,6 +86,13 @@ def _client(service: str, settings: AgentSettings) -> Any:
 STREAM_LIMITS = cloudtrail.Limits(chunk_bytes=256 * 1024)
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # gone since the walk: opening it names the error
+        return 0.0
+
+
 def _open_file(path: Path, source: str, limit: int) -> Content:
     with path.open("rb") as handle:
         if os.fstat(handle.fileno()).st_size <= limit:
@@ -95,10 +106,13 @@ def _streamed_file(path: Path, source: str) -> Iterator[cloudtrail.Item]:
         yield from cloudtrail.read_stream(handle, source, limits=STREAM_LIMITS)
 
 
-def _open_object(s3: Any, bucket: str, key: str, source: str, limit: int) -> Content:
+def _open_object(s3: Any, bucket: str, key: str, source: str, limit: int,
+                 obj: SourceObject | None = None) -> Content:
     if DIGEST_KEY_PART in "/" + key:  # a digest by its key: skipped by the reader without being fetched
         return cloudtrail.read_stream(io.BytesIO(b""), source)
     got = s3.get_object(Bucket=bucket, Key=key)
+    if obj is not None and not obj.delivered_at and got.get("LastModified") is not None:
+        obj.delivered_at = got["LastModified"].timestamp()
     body = got["Body"]
     if int(got.get("ContentLength", limit + 1)) <= limit:
         try:
@@ -127,16 +141,20 @@ class S3Source:
         from ops.ingest import delivery_order
 
         keys: list[str] = []
+        delivered: dict[str, float] = {}
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
             for obj in page.get("Contents", ()):
                 key = obj["Key"]
                 if not key.endswith("/") and not self._spool.position(self._name(key)).complete:
                     keys.append(key)
+                    if obj.get("LastModified") is not None:
+                        delivered[key] = obj["LastModified"].timestamp()
         # by the delivery stamp in the names, as the directory source and `dd0c-cost ingest` order files
         for path in delivery_order([PurePosixPath(k) for k in keys]):  # type: ignore[misc]
             key = str(path)
             yield SourceObject(self._name(key), lambda limit, key=key: _open_object(self._s3, self.bucket, key,
-                                                                                     self._name(key), limit))
+                                                                                     self._name(key), limit),
+                               delivered_at=delivered.get(key, 0.0))
 
     def _name(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -178,8 +196,10 @@ class SQSSource:
                         if not left:
                             self._delete(handle)
 
-                    yield SourceObject(name, lambda limit, b=bucket, k=key, n=name: _open_object(self._s3, b, k, n,
-                                                                                                 limit), done)
+                    notified = SourceObject(name, lambda limit: b"", done)
+                    notified.open = (lambda limit, b=bucket, k=key, n=name, o=notified:
+                                     _open_object(self._s3, b, k, n, limit, o))
+                    yield notified
 
     def _delete(self, handle: str) -> None:
         self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=handle)

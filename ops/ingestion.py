@@ -4,8 +4,9 @@ and GET /metrics on a small HTTP port.
 
 Metrics, per source ("s3" for the pollers, "grpc" for the agents' server): events in (new log rows), duplicates
 (already in the log), rejects (dead-lettered records), read-only events counted, whole documents skipped; for the
-pollers also objects read, poll errors, and lag - seconds from an object's delivery to the bucket to its entries
-being durable in the log, for the last object. (Agent batches carry no delivery time, so "grpc" has no lag yet.)
+pollers also objects read and poll errors; and lag - seconds from delivery to the source (the object's
+LastModified, a file's mtime, as the agent reports it per part) to being durable in the log, for the last object
+(s3) or the oldest source of the last batch (grpc; absent until an agent has sent one).
 The HTTP push endpoint runs in the API process and is not counted here.
 
 SIGTERM / SIGINT: the poll in progress finishes the object it is reading (its entries, counts and position are
@@ -71,6 +72,9 @@ class IngestionMetrics:
         self.errors["s3"] += len(report.errors)
         self.last_poll_at = at
 
+    def _grpc_lag_known(self) -> bool:
+        return self.grpc_counters is not None and self.grpc_counters.lag_seconds is not None
+
     def families(self) -> list[Family]:
         def per_source(counts: Counter[str] | dict[str, float], grpc_field: str | None = None,
                        ) -> dict[tuple[tuple[str, str], ...], float]:
@@ -94,7 +98,7 @@ class IngestionMetrics:
                    per_source(self.skipped, "skipped")),
             Family("dd0c_ingest_lag_seconds", "gauge",
                    "Seconds from delivery to the source to durable in the log, for the last object or batch.",
-                   per_source(self.lag)),
+                   per_source(self.lag, "lag_seconds" if self._grpc_lag_known() else None)),
             Family("dd0c_poll_objects_total", "counter", "S3 objects read by the pollers.", per_source(self.objects)),
             Family("dd0c_poll_errors_total", "counter", "S3 listings or reads that failed (retried next poll).",
                    per_source(self.errors)),

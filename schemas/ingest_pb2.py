@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0cingest.proto\x12\x0e\x64\x64\x30\x63.ingest.v1\"P\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12#\n\x05parts\x18\x03 \x03(\x0b\x32\x14.dd0c.ingest.v1.Part\"\xc7\x01\n\x04Part\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x10\n\x08locators\x18\x03 \x03(\t\x12\'\n\x07rejects\x18\x04 \x03(\x0b\x32\x16.dd0c.ingest.v1.Reject\x12\x32\n\x07skipped\x18\x05 \x03(\x0b\x32!.dd0c.ingest.v1.Part.SkippedEntry\x1a.\n\x0cSkippedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"6\n\x06Reject\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0b\n\x03raw\x18\x02 \x01(\x0c\x12\x0f\n\x07locator\x18\x03 \x01(\t\"\x9a\x01\n\x03\x41\x63k\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0e\n\x06resent\x18\x03 \x01(\x08\x12\x0e\n\x06logged\x18\x04 \x01(\r\x12\x11\n\tduplicate\x18\x05 \x01(\r\x12\x19\n\x11read_only_counted\x18\x06 \x01(\r\x12\x10\n\x08rejected\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r2B\n\x06Ingest\x12\x38\n\x06Stream\x12\x15.dd0c.ingest.v1.Batch\x1a\x13.dd0c.ingest.v1.Ack(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0cingest.proto\x12\x0e\x64\x64\x30\x63.ingest.v1\"P\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12#\n\x05parts\x18\x03 \x03(\x0b\x32\x14.dd0c.ingest.v1.Part\"\xdd\x01\n\x04Part\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x10\n\x08locators\x18\x03 \x03(\t\x12\'\n\x07rejects\x18\x04 \x03(\x0b\x32\x16.dd0c.ingest.v1.Reject\x12\x32\n\x07skipped\x18\x05 \x03(\x0b\x32!.dd0c.ingest.v1.Part.SkippedEntry\x12\x14\n\x0c\x64\x65livered_at\x18\x06 \x01(\x01\x1a.\n\x0cSkippedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"6\n\x06Reject\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0b\n\x03raw\x18\x02 \x01(\x0c\x12\x0f\n\x07locator\x18\x03 \x01(\t\"\x9a\x01\n\x03\x41\x63k\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0e\n\x06resent\x18\x03 \x01(\x08\x12\x0e\n\x06logged\x18\x04 \x01(\r\x12\x11\n\tduplicate\x18\x05 \x01(\r\x12\x19\n\x11read_only_counted\x18\x06 \x01(\r\x12\x10\n\x08rejected\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r2B\n\x06Ingest\x12\x38\n\x06Stream\x12\x15.dd0c.ingest.v1.Batch\x1a\x13.dd0c.ingest.v1.Ack(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,13 +37,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BATCH']._serialized_start=32
   _globals['_BATCH']._serialized_end=112
   _globals['_PART']._serialized_start=115
-  _globals['_PART']._serialized_end=314
-  _globals['_PART_SKIPPEDENTRY']._serialized_start=268
-  _globals['_PART_SKIPPEDENTRY']._serialized_end=314
-  _globals['_REJECT']._serialized_start=316
-  _globals['_REJECT']._serialized_end=370
-  _globals['_ACK']._serialized_start=373
-  _globals['_ACK']._serialized_end=527
-  _globals['_INGEST']._serialized_start=529
-  _globals['_INGEST']._serialized_end=595
+  _globals['_PART']._serialized_end=336
+  _globals['_PART_SKIPPEDENTRY']._serialized_start=290
+  _globals['_PART_SKIPPEDENTRY']._serialized_end=336
+  _globals['_REJECT']._serialized_start=338
+  _globals['_REJECT']._serialized_end=392
+  _globals['_ACK']._serialized_start=395
+  _globals['_ACK']._serialized_end=549
+  _globals['_INGEST']._serialized_start=551
+  _globals['_INGEST']._serialized_end=617
 # @@protoc_insertion_point(module_scope)

@@ -18,7 +18,7 @@ class Batch(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., sequence: _Optional[int] = ..., parts: _Optional[_Iterable[_Union[Part, _Mapping]]] = ...) -> None: ...
 
 class Part(_message.Message):
-    __slots__ = ("source", "document", "locators", "rejects", "skipped")
+    __slots__ = ("source", "document", "locators", "rejects", "skipped", "delivered_at")
     class SkippedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -31,12 +31,14 @@ class Part(_message.Message):
     LOCATORS_FIELD_NUMBER: _ClassVar[int]
     REJECTS_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
     source: str
     document: bytes
     locators: _containers.RepeatedScalarFieldContainer[str]
     rejects: _containers.RepeatedCompositeFieldContainer[Reject]
     skipped: _containers.ScalarMap[str, int]
-    def __init__(self, source: _Optional[str] = ..., document: _Optional[bytes] = ..., locators: _Optional[_Iterable[str]] = ..., rejects: _Optional[_Iterable[_Union[Reject, _Mapping]]] = ..., skipped: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    delivered_at: float
+    def __init__(self, source: _Optional[str] = ..., document: _Optional[bytes] = ..., locators: _Optional[_Iterable[str]] = ..., rejects: _Optional[_Iterable[_Union[Reject, _Mapping]]] = ..., skipped: _Optional[_Mapping[str, int]] = ..., delivered_at: _Optional[float] = ...) -> None: ...
 
 class Reject(_message.Message):
     __slots__ = ("reason", "raw", "locator")

@@ -71,6 +71,9 @@ class Counters:
     read_only_counted: int = 0
     rejected: int = 0
     skipped: int = 0
+    # Seconds from the delivery of the oldest source in the last committed batch (Part.delivered_at) to its
+    # commit; None until an agent sends a delivery time.
+    lag_seconds: float | None = None
 
 
 _HELD: ContextVar[asyncpg.Connection | None] = ContextVar("dd0c_ingest_grpc_held", default=None)
@@ -250,6 +253,9 @@ class IngestServer:
         counters.batches += 1
         for name, value in outcome.items():
             setattr(counters, name, getattr(counters, name) + value)
+        delivered = [part.delivered_at for part in batch.parts if part.delivered_at > 0]
+        if delivered:
+            counters.lag_seconds = max(0.0, datetime.now(UTC).timestamp() - min(delivered))
         if rejected:
             log.warning("batch %s: %d record(s) rejected to dead letters, first: %s", batch.batch_id,
                         len(rejected), rejected[0].describe())

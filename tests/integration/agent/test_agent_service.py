@@ -5,8 +5,10 @@ archive gives the same log. Plus `dd0c-cost agent-token`."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -80,8 +82,12 @@ async def test_unregistered_account_rejected_with_reason(database_url: str, toke
 async def test_archived_batches_rebuild_the_same_log(database_url: str, token: str, pki: Pki, tmp_path: Path) -> None:
     trail, archive_dir = tmp_path / "trail", tmp_path / "archive"
     write_corpus(trail, 4, 25, reads_every=5)  # 100 records: 80 stored, 20 counted
+    delivered = time.time() - 3600  # the files were delivered an hour ago: the server's lag says so
+    for path in trail.rglob("*.json*"):
+        os.utime(path, (delivered, delivered))
     pool = await create_pool(database_url)
     server = IngestServer(pool, _settings(database_url, pki), archive=LocalArchive(archive_dir))
+    assert server.counters.lag_seconds is None
     port = await server.start()
     try:
         agent = Proc(agent_argv("--once", "--dir", str(trail)), agent_env(token, port, tmp_path / "spool", pki),
@@ -90,6 +96,7 @@ async def test_archived_batches_rebuild_the_same_log(database_url: str, token: s
     finally:
         await server.stop()
         await pool.close()
+    assert server.counters.lag_seconds is not None and 3600 <= server.counters.lag_seconds < 3600 + 300
     through_agent = await log_counts(database_url)
     assert (through_agent["rows"], through_agent["read_only"]) == (80, 20)
     assert sorted(p.name.split("_")[1] for p in archive_dir.rglob("*.json.gz")) == ["CloudTrail"]  # one file

@@ -100,6 +100,7 @@ async def test_healthz_and_metrics_after_a_poll(pool: object, aws_env: str, buck
     assert sample(text, "dd0c_grpc_serving") == 1
     assert sample(text, "dd0c_ingest_events_total", "grpc") == 0  # no agent connected
     assert "# TYPE dd0c_ingest_lag_seconds gauge" in text
+    assert 'dd0c_ingest_lag_seconds{source="grpc"}' not in text  # no agent batch yet: no delivery time to measure
     assert await pool.fetchval("SELECT count(*) FROM log WHERE tenant_id = $1", TENANT) == 6  # type: ignore[attr-defined]
 
 
