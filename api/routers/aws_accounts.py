@@ -1,4 +1,4 @@
-"""/v1/aws-accounts: register, list, show and remove the tenant's AWS accounts (JWT, tenant-scoped).
+"""/v1/aws-accounts: register, list, show, check and remove the tenant's AWS accounts (JWT, tenant-scoped).
 
 (GET /v1/accounts, in summary.py, lists the accounts the tenant has *data* for; this is the registry.) Secrets go in
 and never come out: responses show the access key id's last four characters or the role ARN, never the secret key
@@ -7,6 +7,7 @@ or the external id. The models use SecretStr, so a secret also stays out of repr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Annotated
@@ -67,6 +68,21 @@ class AccountListOut(BaseModel):
     items: list[AccountOut]
 
 
+class ProbeOut(BaseModel):
+    action: str = Field(description="the IAM action probed, e.g. 's3:GetObject'")
+    purpose: str = Field(description="poller | zombies | access")
+    outcome: str = Field(description="ok | missing | error | not tried")
+    detail: str
+
+
+class CheckOut(BaseModel):
+    account_id: str
+    identity: str = Field(description="the ARN the probes ran as ('' when the credentials were refused)")
+    ok: bool = Field(description="every permission the product needs is granted")
+    missing: list[str] = Field(description="the IAM actions refused, to add to the account's policy")
+    probes: list[ProbeOut]
+
+
 def _out(account: Account) -> AccountOut:
     return AccountOut.model_validate(account.public())
 
@@ -125,6 +141,37 @@ async def show(account_id: AccountId, pool: PoolDep, principal: PrincipalDep) ->
             status.HTTP_404_NOT_FOUND, f"account {account_id} is not registered for tenant {principal.tenant}"
         )
     return _out(account)
+
+
+@router.post(
+    "/{account_id}/check",
+    response_model=CheckOut,
+    summary="Try each permission the poller and the zombie hunter need (read-only calls); name the missing ones",
+    responses={404: {"description": "not registered"}, 503: {"description": "DD0C_SECRET_KEY missing or invalid"}},
+)
+async def check(
+    account_id: AccountId, pool: PoolDep, principal: PrincipalDep, settings: SettingsDep,
+    region: Annotated[str | None, Query(description="region of the zombie-hunter probes (default: the account's "
+                                                    "first region)")] = None,
+) -> CheckOut:
+    from streams.accounts.check import check_account  # boto3: loaded on the first check, not at start
+
+    account = await find_account(pool, principal.tenant, account_id)
+    if account is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"account {account_id} is not registered for tenant {principal.tenant}"
+        )
+    try:
+        box = SecretBox.from_settings(settings) if account.sealed is not None else None
+    except SecretKeyError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    # boto3 blocks: a thread keeps the event loop (and the live feed) moving during the probes
+    report = await asyncio.to_thread(check_account, account, settings, box=box, region=region)
+    log.info("tenant %s checked account %s: %s", principal.tenant, account_id,
+             "ok" if report.ok else f"missing {', '.join(report.missing) or '-'}")
+    return CheckOut(account_id=account_id, identity=report.identity, ok=report.ok, missing=report.missing,
+                    probes=[ProbeOut(action=r.action, purpose=r.purpose, outcome=r.outcome, detail=r.detail)
+                            for r in report.results])
 
 
 @router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"description": "not found"}})

@@ -25,7 +25,7 @@ from streams.accounts import SecretBox, TrailLocation, add_account
 from streams.accounts.check import check_account, format_check
 from streams.accounts.policy import POLLER_S3, POLLER_SQS, ZOMBIE_ACTIONS, host_policy, reader_policy, trust_policy
 from tests.integration.accounts.conftest import make_settings, unique
-from tests.integration.test_api_rows import db
+from tests.integration.test_api_rows import add_user, asgi_client, bearer, db, login
 
 MOTO_ACCOUNT = "123456789012"  # moto's default account: the IAM user below lives there
 
@@ -179,3 +179,35 @@ async def test_a_role_the_caller_may_not_assume_is_named_and_one_it_may_is_check
     assert allowed.missing == [] and allowed.ok, format_check(allowed)
     assert allowed.results[0].action == "sts:AssumeRole" and allowed.results[0].outcome == "ok"
     assert allowed.identity.startswith(f"arn:aws:sts::{MOTO_ACCOUNT}:assumed-role/{role_name}/")
+
+
+async def test_api_check_names_the_missing_permission(
+    database_url: str, secret_key: str, moto_url: str, aws_env: None, enforce_iam: None
+) -> None:
+    """POST /v1/aws-accounts/{id}/check gives the CLI's verdict as JSON: the one action left out is `missing`, the
+    rest ok; an unregistered account is 404; the secret never appears in the answer."""
+    bucket = _trail_bucket(moto_url)
+    without = [a for a in ZOMBIE_ACTIONS if a != "ec2:DescribeAddresses"]
+    key_id, secret, arn = _reader(moto_url, bucket, [*POLLER_S3, *without])
+    async with db(database_url) as conn:
+        await add_account(conn, SecretBox([secret_key]), "acme", MOTO_ACCOUNT, access_key_id=key_id,
+                          secret_access_key=secret, trail=TrailLocation(bucket=bucket, regions=("us-east-1",)))
+    await add_user(database_url, "acme", "alice", "correct horse")
+    async with asgi_client(database_url, secret_key=secret_key, aws_endpoint_url=moto_url) as (client, _app):
+        token = bearer(await login(client, "alice", "correct horse"))
+        _enforce(moto_url, "0")
+        try:
+            answer = await client.post(f"/v1/aws-accounts/{MOTO_ACCOUNT}/check", headers=token)
+            unknown = await client.post("/v1/aws-accounts/999988887777/check", headers=token)
+        finally:
+            _enforce(moto_url, "inf")
+    assert answer.status_code == 200, answer.text
+    doc = answer.json()
+    assert (doc["account_id"], doc["ok"], doc["missing"], doc["identity"]) == (
+        MOTO_ACCOUNT, False, ["ec2:DescribeAddresses"], arn)
+    outcomes = {p["action"]: p["outcome"] for p in doc["probes"]}
+    assert outcomes["ec2:DescribeAddresses"] == "missing"
+    assert outcomes["s3:ListBucket"] == outcomes["ec2:DescribeVolumes"] == "ok"
+    assert secret not in answer.text
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == "account 999988887777 is not registered for tenant acme"
