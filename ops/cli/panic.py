@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tenant", help="only this tenant (default: global)")
     p.add_argument("--reason", help="why (required for on and off; kept in the audit)")
     p.add_argument("--by", default=None, help="who (default: the OS user running the command)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     p.set_defaults(func=run)
 
 
@@ -46,7 +47,28 @@ def run(args: argparse.Namespace) -> int:
                 )
         history = await store.panic_history(pool, args.tenant, limit=5)
         out = {"scope": args.tenant or "global", **state, "audit": history}
-        print(dumps(out))
+        print(dumps(out) if args.format == "json" else describe(out))
         return 0
 
     return _with(work)
+
+
+def _switch(who: dict[str, Any] | None, name: str) -> str:
+    if who is None:
+        return f"{name}: off"
+    return f"{name}: ON since {who['at']:%Y-%m-%d %H:%M:%S} UTC by {who['actor']} ({who['reason']})"
+
+
+def describe(out: dict[str, Any]) -> str:
+    """The state in lines a person reads: the verdict, each switch, then the latest audit entries."""
+    scope = out["scope"]
+    verdict = "ACTIVE: no notification is sent" if out["active"] else "off: notifications flow"
+    lines = [f"panic mode for {'every tenant' if scope == 'global' else 'tenant ' + scope}: {verdict}",
+             "  " + _switch(out["global"], "global switch")]
+    if scope != "global":
+        lines.append("  " + _switch(out["tenant"], f"tenant {scope}"))
+    if out["audit"]:
+        lines.append("latest switches:")
+        lines += [f"  {a['at']:%Y-%m-%d %H:%M:%S}  {a['scope']:<10} {a['action']:<3}  {a['actor']}: {a['reason']}"
+                  for a in out["audit"]]
+    return "\n".join(lines)

@@ -29,16 +29,22 @@ def cli(url: str, redis: str, prefix: str, *args: str, **env_extra: str) -> subp
 def test_panic_on_status_off_from_the_cli_is_audited(sync_database_url: str, redis_url: str) -> None:
     prefix = f"dd0c-test-{uuid.uuid4().hex[:10]}"
     on = cli(sync_database_url, redis_url, prefix, "panic", "on", "--tenant", "acme", "--reason", "bad deploy",
-             "--by", "bob")
+             "--by", "bob", "--format", "json")
     assert on.returncode == 0, on.stderr
     state = json.loads(on.stdout)
     assert (state["scope"], state["active"], state["tenant"]["actor"]) == ("acme", True, "bob")
-    status = json.loads(cli(sync_database_url, redis_url, prefix, "panic", "status", "--tenant", "acme").stdout)
+    status = json.loads(cli(sync_database_url, redis_url, prefix, "panic", "status", "--tenant", "acme",
+                            "--format", "json").stdout)
     assert status["active"] is True and status["tenant"]["reason"] == "bad deploy"
+    text = cli(sync_database_url, redis_url, prefix, "panic", "status", "--tenant", "acme").stdout.splitlines()
+    assert text[:3] == ["panic mode for tenant acme: ACTIVE: no notification is sent", "  global switch: off",
+                        text[2]]
+    assert text[2].startswith("  tenant acme: ON since ") and text[2].endswith(" UTC by bob (bad deploy)")
+    assert text[3] == "latest switches:" and text[4].endswith("acme       on   bob: bad deploy")
     missing = cli(sync_database_url, redis_url, prefix, "panic", "off", "--tenant", "acme")
     assert missing.returncode != 0 and "--reason" in missing.stderr
     off = cli(sync_database_url, redis_url, prefix, "panic", "off", "--tenant", "acme", "--reason", "rolled back",
-              "--by", "carol")
+              "--by", "carol", "--format", "json")
     assert json.loads(off.stdout)["active"] is False
     assert [(a["action"], a["actor"], a["reason"]) for a in json.loads(off.stdout)["audit"]] == [
         ("off", "carol", "rolled back"),
