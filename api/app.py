@@ -36,7 +36,8 @@ AWS cost anomalies from CloudTrail, as they happen. Every route except login, he
 * Lists are newest first (or by account) and cursor-paginated: pass `next_cursor` back as `cursor`;
   `next_cursor` is null on the last page. `limit` is at most 500.
 * `severity` on /v1/anomalies is a minimum: `severity=high` returns high and critical.
-* Time filters: `since` is inclusive, `until` exclusive, both on the event time; a naive time means UTC.
+* Time filters: `since` is inclusive, `until` exclusive, both on the event time; a naive time means UTC, and an
+  age (`90m`, `24h`, `7d`, `2w`) means that long before now.
 
 **Live feed** (websocket, not listed below): `GET /v1/feed`. Send `{"type": "auth", "token": "<token>",
 "after": <last feed_id>}` as the first message (or use `?token=...&after=...`; the query works too but puts the

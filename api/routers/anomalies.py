@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from api.deps import PoolDep, PrincipalDep
 from api.models import AnomalyOut
 from api.pagination import DEFAULT_PAGE, Cursor, Limit, Page, PageResponse, page, time_cursor
+from api.params import TimeOrAge
 from projections import queries
 from schemas.events import Severity
 
@@ -29,8 +29,10 @@ async def list_anomalies(
         Query(description="minimum severity: `high` returns high and critical; `info` (or none) returns all"),
     ] = None,
     resource_type: Annotated[str | None, Query(description="e.g. ec2_instance, nat_gateway")] = None,
-    since: Annotated[datetime | None, Query(description="event_time >= since (ISO-8601; naive means UTC)")] = None,
-    until: Annotated[datetime | None, Query(description="event_time < until")] = None,
+    since: Annotated[
+        TimeOrAge | None, Query(description="event_time >= since (ISO-8601, naive means UTC; or an age: 24h, 7d)")
+    ] = None,
+    until: Annotated[TimeOrAge | None, Query(description="event_time < until")] = None,
     backfill: Annotated[bool | None, Query(description="true: only late-ingested history; false: only live")] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,

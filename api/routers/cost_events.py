@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import PoolDep, PrincipalDep
 from api.models import CostEventOut
 from api.pagination import DEFAULT_PAGE, Cursor, Limit, Page, PageResponse, page, time_cursor
+from api.params import TimeOrAge
 from projections import queries
 
 router = APIRouter(prefix="/v1/cost-events", tags=["cost events"])
@@ -25,8 +25,8 @@ async def list_cost_events(
     resource_type: Annotated[str | None, Query()] = None,
     region: Annotated[str | None, Query(description="e.g. us-east-1")] = None,
     priced: Annotated[bool | None, Query(description="false: only events whose price is unknown")] = None,
-    since: Annotated[datetime | None, Query(description="event_time >= since")] = None,
-    until: Annotated[datetime | None, Query(description="event_time < until")] = None,
+    since: Annotated[TimeOrAge | None, Query(description="event_time >= since (ISO-8601 or an age: 24h, 7d)")] = None,
+    until: Annotated[TimeOrAge | None, Query(description="event_time < until")] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> PageResponse:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import PoolDep, PrincipalDep
 from api.models import AccountList, Summary
+from api.params import TimeOrAge
 from projections import queries
 
 router = APIRouter(prefix="/v1", tags=["summary"])
@@ -18,9 +18,9 @@ router = APIRouter(prefix="/v1", tags=["summary"])
 async def summary(
     pool: PoolDep,
     principal: PrincipalDep,
-    since: Annotated[datetime | None, Query(description="count cost events / anomalies with event_time >= since")]
+    since: Annotated[TimeOrAge | None, Query(description="count cost events / anomalies with event_time >= since")]
     = None,
-    until: Annotated[datetime | None, Query(description="... and event_time < until")] = None,
+    until: Annotated[TimeOrAge | None, Query(description="... and event_time < until")] = None,
 ) -> dict[str, object]:
     accounts = await queries.summary(pool, principal.tenant, since=since, until=until)
     return {"accounts": accounts, "totals": queries.summary_totals(accounts)}

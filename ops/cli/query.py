@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -21,14 +20,13 @@ from ops.runtime import database_url
 from ops.settings import load_settings
 from projections import queries
 from projections.db import connect
+from schemas.ages import age_ago
 from schemas.codec import dumps
 from schemas.events import Dd0cError, Severity
 
 Row = dict[str, Any]
 Fetch = Callable[[int, Any], Awaitable[list[Row]]]
 
-_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 # ---------------------------------------------------------------------------------------------------- arguments
@@ -36,9 +34,9 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 def when(text: str) -> datetime:
     """`--since/--until`: ISO-8601 (a naive time is UTC) or an age such as 90m, 24h, 7d, 2w."""
-    match = _RELATIVE.match(text.strip())
-    if match:
-        return datetime.now(UTC) - timedelta(**{_UNITS[match[2]]: int(match[1])})
+    ago = age_ago(text)
+    if ago is not None:
+        return ago
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

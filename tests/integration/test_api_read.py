@@ -191,6 +191,11 @@ async def test_cost_events(database_url: str) -> None:
         assert events(
             await get(client, auth, "/v1/cost-events", since="2024-03-01T13:00:00Z", until="2024-03-01T14:00:00Z")
         ) == [event_id(3), event_id(2)]
+        # an age, as the CLI takes it: the fixture's events are from March 2024
+        assert events(await get(client, auth, "/v1/cost-events", since="1h")) == []
+        assert len(events(await get(client, auth, "/v1/cost-events", since="1000w"))) == 4
+        bad = await client.get("/v1/cost-events", headers=auth, params={"since": "3x"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "since"]
 
 
 async def test_resources_running_now_with_dollars_per_hour(database_url: str) -> None:
