@@ -108,13 +108,23 @@ def policy_from_mapping(data: Mapping[str, Any], *, name: str, source: str | Non
     """
     where = source or name
     values: dict[str, Any] = {"name": name}
+    problems: list[str] = []  # every one of them, so that a file is fixed in one go, not one error per run
     for key, raw in data.items():
         if key not in _FIELDS:
             known = ", ".join(sorted(_FIELDS))
-            raise PolicyError(f"{where}: unknown policy key {key!r} (known keys: {known})")
-        values[key] = _coerce(key, raw, where)
-    policy = Policy(**values)
-    _check_ranges(policy, where)
+            problems.append(f"{where}: unknown policy key {key!r} (known keys: {known})")
+            continue
+        try:
+            values[key] = _coerce(key, raw, where)
+        except PolicyError as exc:
+            problems.append(str(exc))
+    policy = Policy(**values)  # keys in error keep their defaults, so the ranges of the others can be checked
+    problems += _range_problems(policy, where)
+    if len(problems) == 1:
+        raise PolicyError(problems[0])
+    if problems:
+        listed = "\n".join(f"  - {p.removeprefix(where + ': ')}" for p in problems)
+        raise PolicyError(f"{where}: {len(problems)} problems:\n{listed}")
     return policy
 
 
@@ -167,19 +177,21 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
     raise PolicyError(f"{where}: policy key {key!r} must be a {type_name} (got {type(raw).__name__} {raw!r})")
 
 
-def _check_ranges(p: Policy, where: str) -> None:
+def _range_problems(p: Policy, where: str) -> list[str]:
+    problems: list[str] = []
     for key, want in _TYPES.items():
         if want not in (int, float):
             continue
         value = getattr(p, key)
         if value < 0:
-            raise PolicyError(f"{where}: policy key {key!r} must not be negative (got {value!r})")
-        if key in _STRICTLY_POSITIVE and value == 0:
-            raise PolicyError(f"{where}: policy key {key!r} must be greater than 0")
-        if key in _MINIMUM and value < _MINIMUM[key]:
-            raise PolicyError(f"{where}: policy key {key!r} must be at least {_MINIMUM[key]} (got {value!r})")
+            problems.append(f"{where}: policy key {key!r} must not be negative (got {value!r})")
+        elif key in _STRICTLY_POSITIVE and value == 0:
+            problems.append(f"{where}: policy key {key!r} must be greater than 0")
+        elif key in _MINIMUM and value < _MINIMUM[key]:
+            problems.append(f"{where}: policy key {key!r} must be at least {_MINIMUM[key]} (got {value!r})")
     for low, high in _ORDERED:
         if getattr(p, low) > getattr(p, high):
-            raise PolicyError(
+            problems.append(
                 f"{where}: policy key {high!r} ({getattr(p, high)!r}) must be >= {low!r} ({getattr(p, low)!r})"
             )
+    return problems

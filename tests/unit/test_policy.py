@@ -141,3 +141,15 @@ def test_stricter_policy_flags_what_the_default_does_not(tmp_path: Path) -> None
     state_strict, found_strict = fold_all(events, strict)
     assert state_default == state_strict
     assert len(found_strict) == len(found_default) + 1
+
+
+def test_every_problem_of_a_file_is_named_at_once(tmp_path: Path) -> None:
+    """Three mistakes in one file: one error lists all three, each with its key, so one edit fixes the file."""
+    path = write(tmp_path, 'z_treshold = 2.5\ncold_start_count = 1\nstd_floor_rel = "x"\n', "three.toml")
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"{path}: 3 problems:"
+    assert lines[1].startswith("  - unknown policy key 'z_treshold' (known keys: ")
+    assert lines[2] == "  - policy key 'std_floor_rel' must be a float (got str 'x')"
+    assert lines[3] == "  - policy key 'cold_start_count' must be at least 2 (got 1)"
