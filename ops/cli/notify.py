@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from ops.cli.args import positive
@@ -55,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--tz", help="time zone of the quiet hours (IANA, e.g. Europe/Berlin; default UTC)")
     f.add_argument("--no-quiet", action="store_true", help="remove the quiet hours")
     f.set_defaults(func=run_flags)
+
+    v = sub.add_parser("preview", help="print the next digest, or an anomaly's Slack message, without sending it")
+    v.add_argument("what", choices=("digest", "alert"))
+    v.add_argument("anomaly_id", nargs="?", help="alert: the anomaly (default: the newest at or above the floor)")
+    v.add_argument("--tenant", help="tenant id (default DD0C_TENANT)")
+    v.add_argument("--html", action="store_true", help="digest: the HTML part instead of the plain text")
+    v.set_defaults(func=run_preview)
 
     r = sub.add_parser("deliveries", help="what was sent, failed, suppressed or held, and why (newest first)")
     r.add_argument("--tenant", help="tenant id (default DD0C_TENANT)")
@@ -153,6 +161,41 @@ def run_digest(args: argparse.Namespace) -> int:
         if not outcomes:
             print("no digest due")
         return 0 if all(o.status == "sent" for o in outcomes.values()) else 1
+
+    return _with(work)
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    """What a person would receive, rendered by the same code that sends it; nothing is sent or recorded."""
+    from projections import queries
+    from streams.notify import store
+    from streams.notify.digest import render_html, render_text, subject
+    from streams.notify.messages import slack_alert
+    from streams.notify.service import Notifier, NotifierConfig
+
+    async def work(settings: Any, pool: Any, gov: Any) -> int:
+        tenant = _tenant(args, settings)
+        config = NotifierConfig.from_settings(settings)
+        if args.what == "digest":
+            notifier = Notifier(pool, gov or _need_placeholder(settings), config, tenant=tenant)
+            try:
+                digest, _newest, _generation = await notifier.build_digest(tenant, datetime.now(UTC))
+            finally:
+                await notifier.aclose()
+            print(render_html(digest) if args.html else f"Subject: {subject(digest)}\n\n{render_text(digest)}")
+            return 0
+        if args.anomaly_id:
+            anomaly = await queries.get_anomaly(pool, tenant, args.anomaly_id)
+        else:
+            floor = (await gov.flags(tenant)).severity_floor if gov is not None else None
+            newest = await queries.list_anomalies(pool, tenant, queries.AnomalyFilter(min_severity=floor), limit=1)
+            anomaly = newest[0] if newest else None
+        if anomaly is None:
+            print(f"no anomaly {args.anomaly_id or 'yet'} for tenant {tenant!r}", file=sys.stderr)
+            return 1
+        ids = await store.resource_ids(pool, tenant, anomaly)
+        print(dumps(slack_alert(anomaly, ids, config.base_url)))
+        return 0
 
     return _with(work)
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -79,3 +80,48 @@ def test_notify_config_flags_and_digest_now(sync_database_url: str, redis_url: s
             return [(r["kind"], r["status"]) for r in await store.list_deliveries(conn, "acme")]
 
     assert asyncio.run(recorded()) == [("digest", "sent")]
+
+
+def test_preview_prints_the_digest_and_the_slack_message_without_sending(sync_database_url: str,
+                                                                         redis_url: str) -> None:
+    """Two anomalies in acme: a critical p3 at $32.7726/h (usual $0.192/h) and a high one at $3.06/h. The digest
+    preview is the text a recipient would read (subject first), the alert preview the Block Kit JSON of the newest
+    anomaly; nothing is recorded as delivered."""
+    from schemas.events import Severity
+    from tests.integration.test_api_rows import T0, anomaly, insert_anomalies
+
+    prefix = f"dd0c-test-{uuid.uuid4().hex[:10]}"
+    url = sync_database_url
+
+    async def seed() -> None:
+        async with db(url) as conn:
+            await insert_anomalies(conn, [
+                anomaly("acme", 1, at=T0, severity=Severity.CRITICAL, hourly=32.7726, expected=0.192),
+                anomaly("acme", 2, at=T0 + timedelta(minutes=1), severity=Severity.HIGH, hourly=3.06, expected=0.1),
+            ])
+
+    asyncio.run(seed())
+    digest = cli(url, redis_url, prefix, "notify", "preview", "digest", "--tenant", "acme")
+    assert digest.returncode == 0, digest.stderr
+    lines = digest.stdout.splitlines()
+    assert lines[0] == "Subject: dd0c/cost digest for acme: 2 new anomalies"
+    assert "NEW ANOMALIES (first digest): 2 (1 critical, 1 high)" in digest.stdout
+    assert "$0.19/h expected vs $32.77/h" in digest.stdout and "$0.10/h expected vs $3.06/h" in digest.stdout
+    html = cli(url, redis_url, prefix, "notify", "preview", "digest", "--tenant", "acme", "--html")
+    assert "<h3>New anomalies (first digest): 2 (1 critical, 1 high)</h3>" in html.stdout
+
+    alert = cli(url, redis_url, prefix, "notify", "preview", "alert", "--tenant", "acme")
+    assert alert.returncode == 0, alert.stderr
+    message = json.loads(alert.stdout)
+    flat = json.dumps(message)
+    assert "$0.10/h expected vs $3.06/h" in flat  # the newest one (minute 1), high
+    missing = cli(url, redis_url, prefix, "notify", "preview", "alert", "00000000-0000-4000-8000-000000000000",
+                  "--tenant", "acme")
+    assert missing.returncode == 1
+    assert "no anomaly 00000000-0000-4000-8000-000000000000 for tenant 'acme'" in missing.stderr
+
+    async def recorded() -> list[dict[str, object]]:
+        async with db(url) as conn:
+            return await store.list_deliveries(conn, "acme")
+
+    assert asyncio.run(recorded()) == []
