@@ -220,8 +220,11 @@ function renderSummary(summary, accounts) {
   );
   $("kpi-events").textContent = count(t.cost_events);
   $("kpi-events-sub").textContent = `${count(t.priced_cost_events)} priced · ${count(t.unpriced_cost_events)} unpriced`;
-  $("kpi-accounts").textContent = count(summary.accounts.length);
-  $("kpi-created").textContent = `${usd(t.created_hourly_cost)} created in all`;
+  // Every account the tenant has data for (the filters list the same ones); the table below shows the ones with
+  // costs, anomalies or running resources, which can be fewer (an account with only read-only calls).
+  $("kpi-accounts").textContent = count(accounts.length);
+  $("kpi-created").textContent =
+    `${count(summary.accounts.length)} with costs · ${usd(t.created_hourly_cost)} created in all`;
 
   state.accounts = accounts;
   fillSelect($("f-account"), accounts.map((a) => a.account_id));
