@@ -328,6 +328,10 @@ def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
     ws = f"ws://{opts.host}:{opts.port}/v1/feed?token=$TOKEN&after=0"
     _say(out, f"Feed:    websocat \"{ws}\"")
     _say(out, f"   or:   {sys.executable} -m websockets \"{ws}\"")
+    _say(out, f"Idle:    curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/v1/zombies'")
+    if not os.environ.get("REDIS_URL"):  # panic mode, flags and breakers live in Redis; the demo runs without it
+        _say(out, "Panic mode and notifications need Redis: run the demo with "
+                  "REDIS_URL=redis://127.0.0.1:6379/0 to try them.")
     _say(out)
     _say(out, "Worker and API are running; Ctrl-C stops them (the database keeps running: `dd0c-cost demo --stop`).")
 

@@ -38,6 +38,12 @@ _STATUS_SQL: Mapping[str, str] = {
 }
 
 
+def status_condition(status: StatusFilter, now_param: str) -> str:
+    """The SQL condition of a status filter on `zombies`, `now_param` standing for the clock ("$2"): the one
+    definition of `open` etc. that the API, the CLI and the digest share."""
+    return _STATUS_SQL[status].replace("{now}", now_param)
+
+
 class _Where:
     def __init__(self, tenant: str) -> None:
         self.parts = ["tenant_id = $1"]

@@ -18,6 +18,7 @@ from streams.notify.messages import anomaly_link, cents, expected_vs_actual, hou
 
 HOURS_PER_MONTH = 730
 MAX_LISTED = 50  # anomalies listed one by one; the counts cover all of them
+TOP_ACCOUNTS = 5  # accounts listed by what they burn now (the total covers every account)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,17 @@ class Digest:
     anomaly_total: int = 0  # may exceed len(anomalies) (only MAX_LISTED are listed)
     by_severity: dict[str, int] = field(default_factory=dict)
     zombies: Sequence[DigestZombie] = ()
-    accounts: Sequence[DigestAccount] = ()
+    accounts: Sequence[DigestAccount] = ()  # the costliest few (TOP_ACCOUNTS)
     base_url: str = "http://127.0.0.1:8080"
+    running_hourly: float | None = None  # every account's running resources, $/h (None: the listed ones')
+    running_accounts: int | None = None  # how many accounts run something (None: the listed ones)
+
+    @property
+    def burn(self) -> tuple[float, int]:
+        """($/h of everything running, accounts running something) - all of them, not only the listed ones."""
+        listed = sum(a.hourly_cost for a in self.accounts)
+        return (listed if self.running_hourly is None else self.running_hourly,
+                len(self.accounts) if self.running_accounts is None else self.running_accounts)
 
     @property
     def zombie_waste(self) -> float:
@@ -107,14 +117,15 @@ def render_text(d: Digest) -> str:
     for z in d.zombies:
         waste = "unpriced" if z.monthly_waste_usd is None else f"{money(z.monthly_waste_usd)}/month"
         lines.append(f"  {z.account_id}  {z.resource_type} {z.resource_id}  {waste}  ({z.check})")
-    total = sum(a.hourly_cost for a in d.accounts)
-    lines += ["", f"TOP ACCOUNTS BY COST NOW: {hourly(round(total, 6))} ({money(total * HOURS_PER_MONTH)}/month)"]
+    total, running = d.burn
+    lines += ["", f"RUNNING NOW: {hourly(round(total, 6))} ({money(total * HOURS_PER_MONTH)}/month) in {running}"
+              f" account{'s' if running != 1 else ''}; the costliest:"]
     for acc in d.accounts:
         lines.append(
             f"  {acc.account_id}  {hourly(acc.hourly_cost)}  {money(acc.hourly_cost * HOURS_PER_MONTH)}/month"
             f"  {acc.running_resources} running"
         )
-    lines += ["", f"Details: {d.base_url.rstrip('/')}/docs"]
+    lines += ["", f"Dashboard: {d.base_url.rstrip('/')}/"]
     return "\n".join(lines) + "\n"
 
 
@@ -148,7 +159,7 @@ def render_html(d: Digest) -> str:
         + "</tr>"
         for z in d.zombies
     )
-    total = sum(a.hourly_cost for a in d.accounts)
+    total, running = d.burn
     accounts = "".join(
         "<tr>"
         + _cell(a.account_id)
@@ -168,9 +179,11 @@ def render_html(d: Digest) -> str:
         f"<h3>Open zombies: {len(d.zombies)}, wasting {money(d.zombie_waste)}/month</h3>"
         "<table border=\"1\" cellpadding=\"4\"><tr><th>Account</th><th>Resource</th><th>Waste</th>"
         f"<th>Check</th></tr>{zombies}</table>"
-        f"<h3>Top accounts by cost now: {e(hourly(round(total, 6)))} ({money(total * HOURS_PER_MONTH)}/month)</h3>"
+        f"<h3>Running now: {e(hourly(round(total, 6)))} ({money(total * HOURS_PER_MONTH)}/month) in {running}"
+        f" account{'s' if running != 1 else ''}; the costliest:</h3>"
         "<table border=\"1\" cellpadding=\"4\"><tr><th>Account</th><th>Now</th><th>Month</th><th>Running</th>"
         f"</tr>{accounts}</table>"
+        f'<p><a href="{e(d.base_url.rstrip("/") + "/")}">Open the dashboard</a></p>'
         "</body></html>"
     )
 

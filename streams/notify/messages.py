@@ -1,7 +1,7 @@
 """Slack messages as Block Kit JSON (pure): one anomaly alert, and the "alert storm" notice of an open breaker.
 
 Input is the API's anomaly shape (projections.queries.anomaly_item) plus the resource ids the notifier looked
-up, so Slack shows the same figures as `GET /v1/anomalies/{id}`, which the message links to.
+up, so Slack shows the same figures as `GET /v1/anomalies/{id}`, and links to the dashboard opened on it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def escape(text: str) -> str:
 
 
 def anomaly_link(base_url: str, anomaly_id: str) -> str:
-    return f"{base_url.rstrip('/')}/v1/anomalies/{anomaly_id}"
+    """The dashboard with the anomaly opened (a browser page; the JSON is at /v1/anomalies/<id> with a token)."""
+    return f"{base_url.rstrip('/')}/#anomaly={anomaly_id}"
 
 
 def resource_text(anomaly: Mapping[str, Any], resource_ids: Sequence[str]) -> str:

@@ -26,7 +26,7 @@ import httpx
 from projections.db import connect
 from streams.notify import store
 from streams.notify.channels import Outcome, SmtpConfig, deliver, post_slack, send_email
-from streams.notify.digest import MAX_LISTED, Digest, email_message
+from streams.notify.digest import MAX_LISTED, TOP_ACCOUNTS, Digest, email_message
 from streams.notify.governance import Governance, GovernanceUnavailable
 from streams.notify.messages import slack_alert, slack_storm
 from streams.notify.rules import decide
@@ -213,6 +213,11 @@ class Notifier:
 
     async def build_digest(self, tenant: str, now: datetime) -> tuple[Digest, int, int]:
         """The digest, the feed_id it runs through and the projection generation that feed_id belongs to."""
+        digest, newest, generation, _horizon = await self._build_digest(tenant, now)
+        return digest, newest, generation
+
+    async def _build_digest(self, tenant: str, now: datetime) -> tuple[Digest, int, int, dict[str, Any]]:
+        """build_digest, plus how far the folds had read the log in the digest's snapshot (store.fold_horizon)."""
         followed = -1
         while True:
             # One snapshot for the cursor, the generation and the new anomalies: a swap committing half way
@@ -222,11 +227,14 @@ class Notifier:
                 end = await store.pending(conn, tenant, 0, 0)
                 current = end.generation <= state.generation or followed == end.generation
                 if current:
-                    new = await store.new_anomalies(conn, tenant, state.feed_id, limit=MAX_LISTED)
+                    new = await store.new_anomalies(conn, tenant, state.feed_id, limit=MAX_LISTED,
+                                                    beyond=state.since_horizon)
+                    horizon = await store.fold_horizon(conn, tenant)
             if current:
                 break
             await store.follow(self._pool, tenant, end)  # a replay since the last digest: move past its rebuild
             followed = end.generation
+        running = await store.running_accounts(self._pool, tenant)
         digest = Digest(
             tenant=tenant,
             generated_at=now,
@@ -235,16 +243,18 @@ class Notifier:
             anomaly_total=new.total,
             by_severity=new.by_severity,
             zombies=await store.open_zombies(self._pool, tenant, now),
-            accounts=await store.top_accounts(self._pool, tenant),
+            accounts=running[:TOP_ACCOUNTS],
             base_url=self._cfg.base_url,
+            running_hourly=round(sum(a.hourly_cost for a in running), 6),
+            running_accounts=len(running),
         )
-        return digest, new.newest_feed_id, state.generation
+        return digest, new.newest_feed_id, state.generation, horizon
 
     async def send_digest(self, tenant: str) -> Outcome:
         """Send one digest now (`dd0c-cost notify digest --now`, or the daily run)."""
         now = self._clock()
         channels = await store.get_channels(self._pool, tenant)
-        digest, newest, built_at = await self.build_digest(tenant, now)
+        digest, newest, built_at, horizon = await self._build_digest(tenant, now)
         detail = {
             "anomalies": digest.anomaly_total,
             "zombies": len(digest.zombies),
@@ -256,7 +266,7 @@ class Notifier:
             r = store.Record(tenant, "email", "digest", outcome.status, outcome.reason, outcome.attempts,
                              detail=detail)
             await store.finish_digest(self._pool, r, tenant, now=now, delivered_to=newest if delivered else None,
-                                      ran=ran, generation=built_at)
+                                      ran=ran, generation=built_at, horizon=horizon)
             return outcome
 
         recipients = channels.email_to if channels else ()

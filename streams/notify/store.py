@@ -25,6 +25,7 @@ from projections import queries
 from projections.generation.page import Page, read_page
 from streams.notify.digest import DigestAccount, DigestAnomaly, DigestZombie
 from streams.notify.messages import resource_text
+from streams.pipeline import RUNNER_NAME
 
 log = logging.getLogger("dd0c.notify")
 
@@ -168,8 +169,11 @@ async def follow(pool: asyncpg.Pool, tenant: str, page: Page[Any]) -> bool:
             if row is None or row["generation"] >= page.generation:
                 continue  # up to date, or moved on by a process that read a newer generation than `page`
             if page.replaces(tenant, row["generation"]):
-                await conn.execute(f"UPDATE {table} SET feed_id = $2, generation = $3 WHERE tenant_id = $1",
-                                   tenant, page.top, page.generation)
+                if table == "notify_digests":
+                    await _follow_digest(conn, tenant, page)
+                else:
+                    await conn.execute(f"UPDATE {table} SET feed_id = $2, generation = $3 WHERE tenant_id = $1",
+                                       tenant, page.top, page.generation)
                 moved[table] = int(row["feed_id"])
             else:
                 await conn.execute(f"UPDATE {table} SET generation = $2 WHERE tenant_id = $1", tenant,
@@ -191,6 +195,20 @@ async def follow(pool: asyncpg.Pool, tenant: str, page: Page[Any]) -> bool:
         await record(conn, Record(tenant, "slack", "replay", "suppressed", reason, feed_id=page.top, detail=detail))
     log.info("notify: tenant %s: %s (cursors moved to feed_id %d)", tenant, reason, page.top)
     return True
+
+
+async def _follow_digest(conn: asyncpg.Connection, tenant: str, page: Page[Any]) -> None:
+    """The digest cursor across a swap that rebuilt the tenant's anomalies. Its feed_id meant nothing in the new
+    table; what it stood for is the last digest's horizon. So the cursor restarts at 0 and the next digest lists the
+    rebuilt anomalies of log entries beyond that horizon - those that arrived since the last digest, under their
+    new verdicts - and none of the history. No digest sent yet: the first one lists everything, as it would have.
+    A row from before migration 0021 (no horizon, cursor moved): the rebuilt table's end, as before."""
+    await conn.execute(
+        "UPDATE notify_digests SET generation = $3,"
+        " feed_id = CASE WHEN horizon IS NOT NULL OR last_sent_at IS NULL THEN 0 ELSE $2 END,"
+        " since_horizon = CASE WHEN horizon IS NOT NULL THEN horizon ELSE NULL END WHERE tenant_id = $1",
+        tenant, page.top, page.generation,
+    )
 
 
 async def resource_ids(db: Db, tenant: str, anomaly: Mapping[str, Any]) -> list[str]:
@@ -313,15 +331,46 @@ class DigestState:
     last_sent_at: datetime | None
     last_run_at: datetime | None
     generation: int = 0  # the projection generation feed_id refers to
+    since_horizon: dict[str, Any] | None = None  # after a replay: only anomalies beyond it are new (migration 0021)
 
 
 async def digest_state(db: Db, tenant: str) -> DigestState:
     row = await db.fetchrow(
-        "SELECT feed_id, last_sent_at, last_run_at, generation FROM notify_digests WHERE tenant_id = $1", tenant
+        "SELECT feed_id, last_sent_at, last_run_at, generation, since_horizon FROM notify_digests"
+        " WHERE tenant_id = $1",
+        tenant,
     )
     if row is None:
         return DigestState(0, None, None)
-    return DigestState(int(row["feed_id"]), row["last_sent_at"], row["last_run_at"], int(row["generation"]))
+    return DigestState(int(row["feed_id"]), row["last_sent_at"], row["last_run_at"], int(row["generation"]),
+                       row["since_horizon"])
+
+
+async def fold_horizon(db: Db, tenant: str) -> dict[str, Any]:
+    """How far the folds have read the log, from their checkpoints: {"log": seq} for the Postgres runner (the
+    all-tenant one or the tenant's own), {"kafka": {"<partition>": last offset folded}} for the Kafka workers.
+    Read in the same snapshot as the anomalies, every anomaly of an entry up to here is in that snapshot."""
+    rows = await db.fetch(
+        "SELECT runner, position FROM checkpoints WHERE runner = ANY($1::text[]) OR runner LIKE $2",
+        [RUNNER_NAME, f"{RUNNER_NAME}:{tenant}"],
+        f"{RUNNER_NAME}:kafka:%",
+    )
+    horizon: dict[str, Any] = {"kafka": {}}
+    for r in rows:
+        if r["runner"].startswith(f"{RUNNER_NAME}:kafka:"):
+            partition = r["runner"].rsplit(":", 1)[1]
+            horizon["kafka"][partition] = max(int(r["position"]), horizon["kafka"].get(partition, -1))
+        else:
+            horizon["log"] = max(int(r["position"]), horizon.get("log", 0))
+    return horizon
+
+
+# Whether an anomaly's log entry lies beyond a horizon ($N, JSONB; NULL = no horizon, everything counts). A Kafka
+# entry's seq is partition * 2**40 + offset (streams/runner/kafka.py `kafka_seq`); a deployment uses one log.
+_BEYOND = """($N::jsonb IS NULL OR CASE
+  WHEN $N::jsonb -> 'kafka' <> '{}'::jsonb
+  THEN (seq & 1099511627775) > coalesce(($N::jsonb -> 'kafka' ->> (seq >> 40)::text)::bigint, -1)
+  ELSE seq > coalesce(($N::jsonb ->> 'log')::bigint, 0) END)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,20 +381,23 @@ class NewAnomalies:
     newest_feed_id: int  # where the next digest starts once this one is delivered
 
 
-async def new_anomalies(db: Db, tenant: str, after: int, *, limit: int) -> NewAnomalies:
-    """Anomalies after the digest cursor: counts over all, the `limit` most severe (then oldest) listed, each with
-    what the Slack channel did with it."""
+async def new_anomalies(db: Db, tenant: str, after: int, *, limit: int,
+                        beyond: Mapping[str, Any] | None = None) -> NewAnomalies:
+    """Anomalies after the digest cursor (and, after a replay, beyond the last digest's horizon): counts over all,
+    the `limit` most severe (then oldest) listed, each with what the Slack channel did with it."""
     counts = await db.fetch(
         "SELECT severity, count(*) AS n, max(feed_id) AS newest FROM anomalies WHERE tenant_id = $1 AND feed_id > $2"
-        " GROUP BY severity",
+        f" AND {_BEYOND.replace('$N', '$3')} GROUP BY severity",
         tenant,
         after,
+        beyond,
     )
     by_severity = {r["severity"]: int(r["n"]) for r in counts}
-    newest = max([after, *(int(r["newest"]) for r in counts)])
+    top = await db.fetchval("SELECT coalesce(max(feed_id), 0) FROM anomalies WHERE tenant_id = $1", tenant)
+    newest = max([after, int(top)])  # the digest covers the table up to here, listed or not
     rows = await db.fetch(
         f"SELECT a.*, d.status AS slack_status, d.reason AS slack_reason FROM ({_ANOMALY_SQL}"
-        " WHERE tenant_id = $1 AND feed_id > $2 AND feed_id <= $3) AS a"
+        f" WHERE tenant_id = $1 AND feed_id > $2 AND feed_id <= $3 AND {_BEYOND.replace('$N', '$6')}) AS a"
         " LEFT JOIN notify_deliveries d ON d.anomaly_id = a.id AND d.channel = 'slack'"
         " ORDER BY array_position($5::text[], a.severity), a.feed_id LIMIT $4",
         tenant,
@@ -353,6 +405,7 @@ async def new_anomalies(db: Db, tenant: str, after: int, *, limit: int) -> NewAn
         newest,
         limit,
         ["critical", "high", "medium", "low", "info"],
+        beyond,
     )
     listed = []
     for r in rows:
@@ -375,14 +428,14 @@ async def new_anomalies(db: Db, tenant: str, after: int, *, limit: int) -> NewAn
     return NewAnomalies(listed, sum(by_severity.values()), by_severity, newest)
 
 
-async def top_accounts(db: Db, tenant: str, *, limit: int = 5) -> list[DigestAccount]:
-    """Accounts by what their running resources burn per hour now (the resources projection), costliest first."""
+async def running_accounts(db: Db, tenant: str) -> list[DigestAccount]:
+    """Every account by what its running resources burn per hour now (the resources projection), costliest first:
+    the digest lists the first few and totals all of them."""
     rows = await db.fetch(
         "SELECT account_id, count(*) AS n, sum(hourly_cost) FILTER (WHERE hourly_cost IS NOT NULL"
         " AND hourly_cost <> 'NaN'::float8) AS burning FROM resources WHERE tenant_id = $1 AND state = 'running'"
-        " GROUP BY account_id ORDER BY burning DESC NULLS LAST, account_id LIMIT $2",
+        " GROUP BY account_id ORDER BY burning DESC NULLS LAST, account_id",
         tenant,
-        limit,
     )
     return [DigestAccount(r["account_id"], int(r["n"]), queries.dollar_sum(r["burning"])) for r in rows]
 
@@ -390,17 +443,18 @@ async def top_accounts(db: Db, tenant: str, *, limit: int = 5) -> list[DigestAcc
 async def open_zombies(db: Db, tenant: str, now: datetime) -> list[DigestZombie]:
     """Open zombies for the digest. [] while there is no `zombies` table (the zombie hunter brings it).
 
-    Plug-in point for the zombies projection (migration zombies): rows with tenant_id, account_id, resource_id,
-    resource_type, check_name, monthly_waste_usd, status ('open' | 'resolved') and snoozed_until; a snoozed zombie
-    stays out of the digest until its snooze ends. If the projection changes shape, adjust the query here; a
-    mismatch is logged and the digest still goes out without the section.
+    `open` as the API and the CLI mean it (projections/zombies/queries.py): detected, not resolved, not
+    acknowledged, no snooze in force - so the digest's count and waste are the ones `GET /v1/zombies` shows. If the
+    projection changes shape, a mismatch is logged and the digest still goes out without the section.
     """
+    from projections.zombies.queries import status_condition
+
     if await db.fetchval("SELECT to_regclass('zombies')") is None:
         return []
     try:
         rows = await db.fetch(
             "SELECT account_id, resource_id, resource_type, check_name, monthly_waste_usd FROM zombies"
-            " WHERE tenant_id = $1 AND status = 'open' AND (snoozed_until IS NULL OR snoozed_until <= $2)"
+            f" WHERE tenant_id = $1 AND {status_condition('open', '$2')}"
             " ORDER BY monthly_waste_usd DESC NULLS LAST, account_id, resource_id",
             tenant,
             now,
@@ -417,11 +471,13 @@ async def open_zombies(db: Db, tenant: str, now: datetime) -> list[DigestZombie]
 
 async def finish_digest(
     pool: asyncpg.Pool, r: Record, tenant: str, *, now: datetime, delivered_to: int | None, ran: bool,
-    generation: int = 0,
+    generation: int = 0, horizon: Mapping[str, Any] | None = None,
 ) -> None:
     """Record the digest's outcome; a delivered digest moves "new since" on, a run (delivered or failed) waits for
     tomorrow, a held one (Redis down) is tried again at the next tick. `delivered_to` is a feed_id of projection
-    generation `generation`: when a replay swapped tables in meanwhile, `follow` owns the cursor, not this digest."""
+    generation `generation`, `horizon` how far the folds had read when the digest was built (fold_horizon). When a
+    replay swapped tables in meanwhile, `follow` owns the cursor: only the horizon moves, so the next digest lists
+    the rebuilt anomalies beyond what this one covered."""
     async with pool.acquire() as conn, conn.transaction():
         await record(conn, r)
         await conn.execute(
@@ -429,12 +485,14 @@ async def finish_digest(
         )
         if delivered_to is not None:
             await conn.execute(
-                "UPDATE notify_digests SET last_sent_at = $3,"
-                " feed_id = CASE WHEN generation = $4 THEN $2 ELSE feed_id END WHERE tenant_id = $1",
+                "UPDATE notify_digests SET last_sent_at = $3, horizon = $5::jsonb,"
+                " feed_id = CASE WHEN generation = $4 THEN $2 ELSE feed_id END,"
+                " since_horizon = CASE WHEN generation = $4 THEN NULL ELSE $5::jsonb END WHERE tenant_id = $1",
                 tenant,
                 delivered_to,
                 now,
                 generation,
+                horizon,
             )
         if ran:
             await conn.execute("UPDATE notify_digests SET last_run_at = $2 WHERE tenant_id = $1", tenant, now)

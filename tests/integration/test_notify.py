@@ -122,7 +122,7 @@ async def test_a_critical_anomaly_is_one_slack_post_with_account_resource_and_fi
         assert "$0.19/h expected vs $32.77/h" in shown
         assert "4.2 standard deviations" in shown and "alice never created" in shown
         [button] = next(b for b in post["blocks"] if b["type"] == "actions")["elements"]
-        assert button["url"] == f"https://dd0c.test.invalid/v1/anomalies/{a.id}"
+        assert button["url"] == f"https://dd0c.test.invalid/#anomaly={a.id}"  # the dashboard, opened on it
         rows = await deliveries(database_url, "acme")
         assert [(r["anomaly_id"], r["channel"], r["status"], r["attempts"]) for r in rows] == [
             (a.id, "slack", "sent", 1)
@@ -405,7 +405,7 @@ async def test_digest_is_multipart_with_new_anomalies_zombies_and_top_accounts(
             assert "no baseline yet vs $0.05/h" in text  # 0.045 to the cent
             assert "OPEN ZOMBIES: 0, wasting $0.00/month" in text  # no zombies table yet
             # 0.192 + 3.06 = 3.252 $/h in account A, 0.045 in B: 3.297 $/h, x 730 = $2,406.81/month
-            assert "TOP ACCOUNTS BY COST NOW: $3.30/h ($2,406.81/month)" in text
+            assert "RUNNING NOW: $3.30/h ($2,406.81/month) in 2 accounts; the costliest:" in text
             assert f"{ACCOUNT_A}  $3.25/h  $2,373.96/month  2 running" in text
             assert f"{ACCOUNT_B}  $0.05/h  $32.85/month  1 running" in text
             assert "<h3>New anomalies (first digest): 3 (1 critical, 1 high, 1 low)</h3>" in html
@@ -445,18 +445,22 @@ async def test_digest_sums_the_open_zombies_and_leaves_out_resolved_and_snoozed_
             await conn.executemany(
                 "INSERT INTO zombies (tenant_id, zombie_id, account_id, region, resource_id, resource_type,"
                 " check_name, status, monthly_waste_usd, evidence, first_seen, last_seen, opened_at, snoozed_until,"
-                " seq, data) VALUES ('acme', $1, $2, 'us-east-1', $1, $3, $4, $5, $6, '{}', $7, $7, $7, $8, 1, '{}')",
+                " acknowledged_at, seq, data)"
+                " VALUES ('acme', $1, $2, 'us-east-1', $1, $3, $4, $5, $6, '{}', $7, $7, $7, $8, $9, 1, '{}')",
                 [
-                    ("vol-0a", ACCOUNT_A, "ebs_volume", "unattached_volume", "open", 8.0, T0, None),
-                    ("eipalloc-0b", ACCOUNT_A, "elastic_ip", "unassociated_eip", "open", 3.65, T0, None),
-                    ("nat-0c", ACCOUNT_B, "nat_gateway", "idle_nat_gateway", "resolved", 32.85, T0, None),
-                    ("vol-0d", ACCOUNT_B, "ebs_volume", "unattached_volume", "open", 4.0, T0, NOW + timedelta(days=1)),
+                    ("vol-0a", ACCOUNT_A, "ebs_volume", "unattached_volume", "open", 8.0, T0, None, None),
+                    ("eipalloc-0b", ACCOUNT_A, "elastic_ip", "unassociated_eip", "open", 3.65, T0, None, None),
+                    ("nat-0c", ACCOUNT_B, "nat_gateway", "idle_nat_gateway", "resolved", 32.85, T0, None, None),
+                    ("vol-0d", ACCOUNT_B, "ebs_volume", "unattached_volume", "open", 4.0, T0, NOW + timedelta(days=1),
+                     None),
+                    ("vol-0e", ACCOUNT_B, "ebs_volume", "unattached_volume", "open", 40.0, T0, None, T0),  # acked
                 ],
             )
         async with notifier(database_url, gov, notifier_config(smtp)) as n:
             await n.send_digest("acme")
         text = inbox.messages[0].get_body(("plain",)).get_content()
-        assert "OPEN ZOMBIES: 2, wasting $11.65/month" in text  # 8.00 + 3.65; resolved and snoozed left out
+        # 8.00 + 3.65; resolved, snoozed and acknowledged left out, as GET /v1/zombies counts open ones
+        assert "OPEN ZOMBIES: 2, wasting $11.65/month" in text
         assert f"{ACCOUNT_A}  ebs_volume vol-0a  $8.00/month  (unattached_volume)" in text
         assert inbox.messages[0]["Subject"] == (
             "dd0c/cost digest for acme: 0 new anomalies, 2 open zombies wasting $11.65/month"
@@ -545,3 +549,27 @@ async def test_the_public_view_of_channels_never_holds_the_webhook_url(database_
     async with db(database_url) as conn:
         channels = await store.set_channels(conn, "acme", slack_webhook_url="https://hooks.test.invalid/T/B/secret")
     assert channels.public() == {"slack_webhook_configured": True, "email_to": []}
+
+
+@pytest.mark.parametrize(
+    ("seqs", "horizon", "new"),
+    [
+        # Postgres log: one sequence; entries up to 7 had been folded when the last digest was built
+        ((5, 7, 8, 10), {"log": 7, "kafka": {}}, [2, 3]),
+        # Kafka: seq = partition * 2**40 + offset, compared per partition (partition 2 had nothing folded)
+        (((0, 5), (0, 9), (1, 3), (2, 0)), {"kafka": {"0": 5, "1": 3}}, [1, 3]),
+        ((5, 7), None, [0, 1]),  # no horizon: every anomaly after the cursor is new
+    ],
+)
+async def test_new_anomalies_beyond_a_horizon(database_url: str, seqs: tuple[Any, ...], horizon: Any,
+                                              new: list[int]) -> None:
+    from projections.anomalies import writer as anomalies_writer
+    from streams.runner.kafka import kafka_seq
+
+    made = [crit("acme", n) for n in range(1, len(seqs) + 1)]
+    pairs = [(a, kafka_seq(*s) if isinstance(s, tuple) else s) for a, s in zip(made, seqs, strict=True)]
+    async with db(database_url) as conn:
+        await anomalies_writer.insert(conn, pairs)
+        found = await store.new_anomalies(conn, "acme", 0, limit=10, beyond=horizon)
+    assert found.total == len(new)
+    assert sorted(a.id for a in found.listed) == sorted(made[i].id for i in new)

@@ -80,7 +80,10 @@ async def test_a_looser_replay_posts_nothing_and_the_next_live_anomaly_posts_onc
                     "SELECT feed_id, generation FROM notify_cursors WHERE tenant_id = 'default' UNION ALL"
                     " SELECT feed_id, generation FROM notify_digests WHERE tenant_id = 'default'"
                 )
-                assert [tuple(r) for r in cursors] == [(top, 1), (top, 1)]
+                # alerts: the rebuilt table's end; the digest: from 0, but only beyond what the last one covered
+                assert [tuple(r) for r in cursors] == [(top, 1), (0, 1)]
+                log_end = await conn.fetchval("SELECT max(seq) FROM log")
+                assert await conn.fetchval("SELECT since_horizon FROM notify_digests") == {"kafka": {}, "log": log_end}
 
                 big = p4d_launch()
                 await append(conn, ctgen.entries([big]), keep_read_only=False)
@@ -140,6 +143,44 @@ async def test_a_replay_of_another_tenant_only_updates_the_stored_generation(
                 await n.run_once()
             [post] = slack.posts[posted:]
             assert ctgen.instance_id(10_000, 0) in texts(post.body["blocks"])
+    finally:
+        await conn.close()
+        await gov.aclose()
+
+
+async def test_anomalies_after_the_last_digest_are_in_the_next_one_across_a_replay(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """Digest sent; then a p4d.24xlarge is launched (a critical anomaly, posted to Slack) - then a replay with the
+    default policy rebuilds all 16 anomalies with new feed ids. The next digest lists exactly that one critical
+    anomaly: not lost with the old feed ids, and none of the 15 rebuilt history anomalies."""
+    gov = governance(redis_url, max_alerts=100)
+    conn = await connect(database_url)
+    try:
+        await conn.execute("INSERT INTO tenants (tenant_id, name, policy) VALUES ('default', 'default', $1)",
+                           strict(tmp_path))
+        await append(conn, ctgen.entries(RECORDS), keep_read_only=False)
+        with smtp_server() as (inbox, smtp):
+            await configure(database_url, "default", None, email="ops@acme.test")
+            await drain(database_url)
+            async with notifier(database_url, gov, notifier_config(smtp)) as n:
+                assert (await n.send_digest("default")).status == "sent"
+            first = inbox.messages[0]["Subject"]
+            assert first == "dd0c/cost digest for default: 6 new anomalies"
+
+            await append(conn, ctgen.entries([p4d_launch()]), keep_read_only=False)
+            await drain(database_url)
+            result = await replay(database_url, prices(), ReplayOptions(policy=policy_to_mapping(DEFAULT_POLICY)))
+            assert (result.generation, result.anomalies_before, result.anomalies_after) == (1, 7, 16)
+
+            async with notifier(database_url, gov, notifier_config(smtp)) as n:
+                assert (await n.send_digest("default")).status == "sent"
+                again = await n.build_digest("default", datetime.now().astimezone())
+            second = inbox.messages[1]
+            assert second["Subject"] == "dd0c/cost digest for default: 1 new anomaly"
+            text = second.get_body(("plain",)).get_content()
+            assert "1 (1 critical)" in text and "p4d" in text
+            assert again[0].anomaly_total == 0  # and the one after that starts after it
     finally:
         await conn.close()
         await gov.aclose()

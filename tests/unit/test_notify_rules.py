@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from schemas.events import Severity
-from streams.notify.digest import Digest, DigestAccount, DigestAnomaly, DigestZombie, render_text, subject
+from streams.notify.digest import (
+    Digest,
+    DigestAccount,
+    DigestAnomaly,
+    DigestZombie,
+    render_html,
+    render_text,
+    subject,
+)
 from streams.notify.governance import flags_from_hash, flags_to_hash
 from streams.notify.messages import escape, expected_vs_actual, slack_alert, slack_storm
 from streams.notify.rules import Flags, NotifyError, QuietHours, decide
@@ -74,7 +83,7 @@ def test_slack_alert_blocks_carry_the_figures_and_escape_text() -> None:
     ]
     assert msg["blocks"][2]["text"]["text"] == "*Why*\n• first p4d &lt;ever&gt; &amp; more"
     assert msg["blocks"][3]["elements"][0]["url"] == (
-        "https://dd0c.example/v1/anomalies/5d0c6c8e-0000-5000-8000-000000000001"
+        "https://dd0c.example/#anomaly=5d0c6c8e-0000-5000-8000-000000000001"
     )
     assert msg["text"].startswith("CRITICAL cost anomaly: $32.77/h in account 111122223333")
     assert expected_vs_actual(None, None) == "no baseline yet vs unpriced"
@@ -103,5 +112,9 @@ def test_digest_text_totals() -> None:
     text = render_text(d)
     assert "NEW ANOMALIES (first digest): 1 (1 critical)" in text
     assert "OPEN ZOMBIES: 2, wasting $8.00/month\n  (1 of them unpriced, not in the total)" in text
-    assert "TOP ACCOUNTS BY COST NOW: $33.00/h ($24,090.00/month)" in text  # 33 x 730
+    assert "RUNNING NOW: $33.00/h ($24,090.00/month) in 1 account; the costliest:" in text  # 33 x 730
+    # the total covers every account, not only the listed ones: 33 + 2.5 = 35.5 $/h in 7 accounts
+    wide = replace(d, running_hourly=35.5, running_accounts=7)
+    assert "RUNNING NOW: $35.50/h ($25,915.00/month) in 7 accounts; the costliest:" in render_text(wide)
+    assert "Running now: $35.50/h ($25,915.00/month) in 7 accounts; the costliest:" in render_html(wide)
     assert subject(d) == "dd0c/cost digest for acme: 1 new anomaly, 2 open zombies wasting $8.00/month"

@@ -574,9 +574,34 @@ function start() {
   $("session").hidden = false;
   showBanner("");
   loadSummary();
-  loadAnomalies();
+  loadAnomalies().then(openLinkedAnomaly);
   loadResources();
   feed.start();
+}
+
+// Slack alerts and the digest link here as /#anomaly=<id>: that anomaly goes to the top of the table, opened.
+async function openLinkedAnomaly() {
+  const linked = /^#anomaly=([0-9a-f-]{36})$/i.exec(window.location.hash);
+  if (!linked) return;
+  let a;
+  try {
+    a = await api(`${ROUTES.anomalies}/${linked[1]}`);
+  } catch (exc) {
+    reportError(`the linked anomaly ${linked[1]}`, exc);
+    return;
+  }
+  const body = $("anomalies-body");
+  for (const old of body.querySelectorAll("tr[data-id]")) {
+    if (old.dataset.id === a.id) {
+      const next = old.nextElementSibling;
+      if (next && next.classList.contains("detail")) next.remove();
+      old.remove();
+    }
+  }
+  const row = anomalyRow(a, { flash: true });
+  body.prepend(row);
+  toggleDetail(row, a);
+  row.scrollIntoView({ block: "center" });
 }
 
 function init() {
@@ -594,6 +619,9 @@ function init() {
   for (const id of ["r-account", "r-type"]) $(id).addEventListener("change", () => loadResources());
   $("resources-more").addEventListener("click", () => loadResources({ more: true }));
   for (const form of ["anomaly-filters", "resource-filters"]) $(form).addEventListener("submit", (e) => e.preventDefault());
+  window.addEventListener("hashchange", () => {
+    if (session.token) openLinkedAnomaly();
+  });
   if (session.token) start();
   else signOut("");
 }
