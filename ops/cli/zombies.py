@@ -289,8 +289,10 @@ def run_list(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(dumps({"items": rows, **totals}) + "\n")
         return 0
+    if rows:
+        print(f"{'$/month':>12}  {'status':<12} {'check':<24} {'account':<12} {'region':<14} resource  [zombie id]")
     for z in sorted(rows, key=lambda z: -(z["monthly_waste_usd"] or 0.0)):
-        print(f"{_money(z['monthly_waste_usd']):>12}  {z['status']:<12} {z['check']:<24} {z['account_id']} "
+        print(f"{_money(z['monthly_waste_usd']):>12}  {z['status']:<12} {z['check']:<24} {z['account_id']:<12} "
               f"{z['region']:<14} {z['resource_id']}  [{z['zombie_id']}]")
     print(f"{totals['count']} zombies, {_money(totals['monthly_waste_usd'])}/month"
           + (f" ({totals['unpriced']} unpriced)" if totals["unpriced"] else ""))

@@ -170,7 +170,7 @@ def history(data_dir: Path, opts: DemoOptions, out: TextIO) -> tuple[Path, dict[
 
 async def plant_zombies(url: str, manifest: dict[str, Any], tenant: str, out: TextIO) -> None:
     """Append the demo's zombies (detected at the history's end) to the log; the fold makes the projection."""
-    from ops.demo.zombies import demo_entries
+    from ops.demo.zombies import demo_entries, detections
     from projections.db import create_pool
     from streams.log.writer import open_log_writer
     from streams.prices.table import load_default_prices
@@ -184,7 +184,8 @@ async def plant_zombies(url: str, manifest: dict[str, Any], tenant: str, out: Te
             appended = await writer.append(entries)
     finally:
         await pool.close()
-    _say(out, f"zombies: {len(entries)} synthetic zombies ({appended.logged} new) appended as ZombieDetected")
+    _say(out, f"zombies: {detections(entries)} synthetic zombies ({appended.logged} new log entries) appended as"
+              " ZombieDetected, with one made-up scan per account")
 
 
 def drain(url: str, env: dict[str, str], out: TextIO) -> None:

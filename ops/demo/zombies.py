@@ -1,4 +1,4 @@
-"""The demo's zombies: five made-up leftovers across the demo accounts, appended to the log as `ZombieDetected`.
+"""The demo's zombies: five made-up leftovers across the demo accounts, appended to the log as a made-up scan.
 
 The demo has no AWS account to scan, so it hands the hunter's own pure checks (streams/zombies/pure.py)
 boto3-shaped responses it makes up: a describe result and, for the metric-judged ones, fourteen daily datapoints
@@ -31,8 +31,9 @@ from typing import Any
 from schemas.events import LogEntry
 from streams.prices.table import PriceTable
 from streams.zombies import pure
-from streams.zombies.events import detected_entry
+from streams.zombies.events import DETECTED, scan_entries
 from streams.zombies.pure import CheckThresholds, MetricSeries, Scope, Zombie
+from streams.zombies.scan import ScanResult
 
 SOURCE = "demo:generated"  # the log's source column: these were never found by a scan
 SCAN_ID = "demo-generated"
@@ -137,8 +138,19 @@ def demo_entries(
     *,
     ingested_at: datetime,
 ) -> list[LogEntry]:
-    """`ZombieDetected` entries for the demo zombies, detected at `end`, with the log's source saying demo."""
-    return [
-        replace(detected_entry(z, end, ingested_at, SCAN_ID), source=SOURCE)
-        for z in demo_zombies(tenant, accounts, end, prices)
-    ]
+    """The demo zombies as one made-up scan per account at `end`: its `ZombieDetected` entries, then the
+    `ZombieScanCompleted` record (status ok, 0 AWS calls, its reason saying it is synthetic) - so `zombies scans`
+    and `GET /v1/zombies/scans` show where the zombies came from. Every entry's log source says demo."""
+    found = demo_zombies(tenant, accounts, end, prices)
+    entries: list[LogEntry] = []
+    for account in dict.fromkeys(z.account_id for z in found):
+        mine = tuple(z for z in found if z.account_id == account)
+        result = ScanResult(mine, (), "ok", 0, tuple(sorted({z.region for z in mine})), reason=SYNTHETIC)
+        made = scan_entries(tenant, account, result, (), now=end, ingested_at=ingested_at,
+                            scan_id=f"{SCAN_ID}:{account}", checks=sorted({z.check for z in mine}), started_at=end)
+        entries += [replace(e, source=SOURCE) for e in made]
+    return entries
+
+
+def detections(entries: Sequence[LogEntry]) -> int:
+    return sum(1 for e in entries if e.event_name == DETECTED)

@@ -28,14 +28,15 @@ DEMO_ZOMBIE_WASTE = {
 DEMO_ZOMBIE_TOTAL = 102.925  # 40 + 10 + 32.85 + 16.425 + 3.65
 
 
-async def _zombies_api(url: str, password: str) -> tuple[dict, dict]:
-    """GET /v1/zombies as the demo user, and the NAT gateway's detail."""
+async def _zombies_api(url: str, password: str) -> tuple[dict, dict, list]:
+    """GET /v1/zombies as the demo user, the NAT gateway's detail, and the scans."""
     async with asgi_client(url) as (client, _app):
         auth = bearer(await login(client, "demo", password))
         listed = (await client.get("/v1/zombies", headers=auth)).json()
         nat = next(i for i in listed["items"] if i["check"] == "idle_nat_gateway")
         detail = (await client.get(f"/v1/zombies/{nat['zombie_id']}", headers=auth)).json()
-        return listed, detail
+        scans = (await client.get("/v1/zombies/scans", headers=auth)).json()
+        return listed, detail, scans
 
 
 async def _anomalies(url: str) -> list[dict]:
@@ -91,7 +92,7 @@ def test_demo_flags_the_p4d_burst(sync_database_url: str, tmp_path: Path) -> Non
     zombie_line = next(ln for ln in out.splitlines() if ln.startswith("Zombies: "))
     assert zombie_line == "Zombies: 5 open, wasting $102.93/month (GET /v1/zombies)"
     password = json.loads((tmp_path / "demo-login.json").read_text())["password"]
-    listed, nat = asyncio.run(_zombies_api(sync_database_url, password))
+    listed, nat, scans = asyncio.run(_zombies_api(sync_database_url, password))
     assert (listed["count"], listed["unpriced"]) == (5, 0)
     assert listed["monthly_waste_usd"] == pytest.approx(DEMO_ZOMBIE_TOTAL)
     assert sum(DEMO_ZOMBIE_WASTE.values()) == pytest.approx(DEMO_ZOMBIE_TOTAL)
@@ -107,11 +108,17 @@ def test_demo_flags_the_p4d_burst(sync_database_url: str, tmp_path: Path) -> Non
         "BytesOutToDestination", 86400, [0.0] * 14, 0.0)
     assert nat["evidence"]["price"]["unit_price_usd"] == 0.045
     assert nat["evidence"]["synthetic"].startswith("synthetic: made up by `dd0c-cost demo`")
+    # one made-up scan per account says where they came from (`zombies scans`)
+    items = scans["items"] if isinstance(scans, dict) else scans
+    assert sorted((s["account_id"], s["status"], s["zombies_found"], s["calls_made"]) for s in items) == [
+        ("318274650192", "ok", 2, 0), ("527381946027", "ok", 1, 0), ("640192837465", "ok", 1, 0),
+        ("759302184756", "ok", 1, 0)]
+    assert all(s["reason"].startswith("synthetic: made up by `dd0c-cost demo`") for s in items)
 
     # a second run reuses the history and the ingested files: nothing new is logged
     again = _demo(sync_database_url, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "history: reusing" in again.stdout
     assert "(0 new)" in again.stdout
-    assert "zombies: 5 synthetic zombies (0 new) appended as ZombieDetected" in again.stdout
+    assert "zombies: 5 synthetic zombies (0 new log entries) appended as ZombieDetected" in again.stdout
     assert "Zombies: 5 open, wasting $102.93/month" in again.stdout

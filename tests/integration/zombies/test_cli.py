@@ -54,6 +54,12 @@ def test_cli_scan_list_and_thresholds(aws: Aws, sync_database_url: str, monkeypa
     assert (listed["count"], listed["monthly_waste_usd"]) == (1, 3.65)
     assert listed["by_check"] == [{"check": "unassociated_eip", "count": 1, "monthly_waste_usd": 3.65,
                                    "unpriced": 0}]
+    assert main(["zombies", "list"]) == 0
+    header, row, total = capsys.readouterr().out.splitlines()[:3]
+    assert header.split() == ["$/month", "status", "check", "account", "region", "resource", "[zombie", "id]"]
+    assert row.split()[:6] == ["$3.65", "open", "unassociated_eip", aws.account_id, "us-east-1",
+                               seeded.zombies["unassociated_eip"]]
+    assert total == "1 zombies, $3.65/month"
 
 
 def test_cli_scan_records_an_account_whose_role_is_refused(
