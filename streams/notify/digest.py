@@ -72,8 +72,9 @@ class Digest:
 
     @property
     def zombie_waste(self) -> float:
-        """Total monthly waste of the open zombies whose price is known."""
-        return round(sum(z.monthly_waste_usd or 0.0 for z in self.zombies), 2)
+        """Total monthly waste of the open zombies whose price is known. Not rounded to cents here: `money` rounds
+        half-up once, so $102.925 reads $102.93 as in the API and the CLI (a float round() would give $102.92)."""
+        return round(sum(z.monthly_waste_usd or 0.0 for z in self.zombies), 6)
 
     @property
     def unpriced_zombies(self) -> int:
@@ -110,7 +111,7 @@ def render_text(d: Digest) -> str:
         )
         lines.append(f"             slack: {a.slack or '-'}  {anomaly_link(d.base_url, a.id)}")
     if d.anomaly_total > len(d.anomalies):
-        lines.append(f"  ... and {d.anomaly_total - len(d.anomalies)} more: {d.base_url.rstrip('/')}/v1/anomalies")
+        lines.append(f"  ... and {d.anomaly_total - len(d.anomalies)} more on the dashboard: {d.base_url.rstrip('/')}/")
     lines += ["", f"OPEN ZOMBIES: {len(d.zombies)}, wasting {money(d.zombie_waste)}/month"]
     if d.unpriced_zombies:
         lines.append(f"  ({d.unpriced_zombies} of them unpriced, not in the total)")

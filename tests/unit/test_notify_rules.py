@@ -118,3 +118,13 @@ def test_digest_text_totals() -> None:
     assert "RUNNING NOW: $35.50/h ($25,915.00/month) in 7 accounts; the costliest:" in render_text(wide)
     assert "Running now: $35.50/h ($25,915.00/month) in 7 accounts; the costliest:" in render_html(wide)
     assert subject(d) == "dd0c/cost digest for acme: 1 new anomaly, 2 open zombies wasting $8.00/month"
+
+
+def test_zombie_waste_is_rounded_half_up_once() -> None:
+    """40 + 32.85 + 16.425 + 10 + 3.65 = $102.925 a month: $102.93 in the digest, as the API and the CLI say."""
+    wastes = (40.0, 32.85, 16.425, 10.0, 3.65)
+    d = Digest(tenant="acme", generated_at=T, since=None,
+               zombies=[DigestZombie("111122223333", f"r-{i}", "ebs_volume", "unattached_ebs_volume", w)
+                        for i, w in enumerate(wastes)])
+    assert "OPEN ZOMBIES: 5, wasting $102.93/month" in render_text(d)
+    assert subject(d) == "dd0c/cost digest for acme: 0 new anomalies, 5 open zombies wasting $102.93/month"
