@@ -121,7 +121,9 @@ async def _with_pool(work: Any) -> Any:
 
 
 def _money(value: float | None) -> str:
-    return "unpriced" if value is None else f"${value:,.2f}"
+    from streams.notify.messages import cents  # half-up, as the digest and the demo print the same figures
+
+    return "unpriced" if value is None else cents(value)
 
 
 def _targets(accounts: Sequence[Any], wanted: Sequence[str]) -> list[Any]:
