@@ -20,7 +20,7 @@ Row = TypeVar("Row")
 _SQL = """
 SELECT g.generation, g.note, (SELECT coalesce(max(feed_id), 0) FROM anomalies WHERE tenant_id = $1) AS top, a.*
 FROM projection_generation g
-LEFT JOIN LATERAL (SELECT {columns} FROM anomalies WHERE tenant_id = $1 AND feed_id > $2 ORDER BY feed_id
+LEFT JOIN LATERAL (SELECT {columns} FROM anomalies WHERE tenant_id = $1 AND feed_id > $2{where} ORDER BY feed_id
                    LIMIT $3) a ON true
 ORDER BY a.feed_id
 """
@@ -54,12 +54,15 @@ async def read_page(
     *,
     columns: Sequence[str],
     row: Callable[[Mapping[str, Any]], Row],
+    where: tuple[str, Any] | None = None,
 ) -> Page[Row]:
     """Up to `limit` anomalies of `tenant` after feed_id `after` (columns of `anomalies`, feed_id among them, each
-    made into a Row by `row`), with the generation and the tenant's last feed_id of the same snapshot."""
+    made into a Row by `row`), with the generation and the tenant's last feed_id of the same snapshot. `where`: one
+    more condition on the rows, written with $4, and its value (`top` stays the tenant's last feed_id)."""
     if "feed_id" not in columns or not all(c.isidentifier() for c in columns):
         raise ValueError(f"columns {list(columns)!r}: plain column names of anomalies, feed_id among them")
-    rows = await db.fetch(_SQL.format(columns=", ".join(columns)), tenant, after, limit)
+    sql = _SQL.format(columns=", ".join(columns), where=f" AND {where[0]}" if where else "")
+    rows = await db.fetch(sql, tenant, after, limit, *((where[1],) if where else ()))
     first = rows[0]
     return Page(first["generation"], first["note"] or "", first["top"],
                 [row(r) for r in rows if r["feed_id"] is not None])

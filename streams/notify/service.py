@@ -121,8 +121,10 @@ class Notifier:
             channels = await store.get_channels(self._pool, tenant)
             if channels is None:
                 return done
+            # Read before the page: every anomaly of an entry up to this horizon is then in the page's snapshot.
+            horizon = await store.fold_horizon(self._pool, tenant)
             at = await store.position(self._pool, tenant)
-            page = await store.pending(self._pool, tenant, at.feed_id, self._cfg.page)
+            page = await store.pending(self._pool, tenant, at.feed_id, self._cfg.page, beyond=at.since_horizon)
             if at.behind(page.generation) and followed != page.generation:
                 # A replay swapped tables in since: the rows after the cursor may be rebuilt history, not news.
                 await store.follow(self._pool, tenant, page)
@@ -133,6 +135,7 @@ class Notifier:
                 if not await self._one(tenant, channels, anomaly, done):
                     return done  # held: Redis is down, try again next pass from this anomaly
             if len(rows) < self._cfg.page:
+                await store.caught_up(self._pool, tenant, horizon, page)
                 return done
 
     async def _one(self, tenant: str, channels: store.Channels, anomaly: dict[str, Any], done: Pass) -> bool:

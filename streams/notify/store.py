@@ -120,10 +120,26 @@ async def cursor(db: Db, tenant: str) -> int:
     return int(value or 0)
 
 
-async def pending(db: Db, tenant: str, after: int, limit: int) -> Page[dict[str, Any]]:
-    """Committed anomalies after the cursor, in feed order, in the API's shape - with the projection generation and
-    the tenant's newest feed_id read in the same statement (see projections/generation/page.py)."""
-    return await read_page(db, tenant, after, limit, columns=_ANOMALY_COLUMNS, row=queries.anomaly_item)
+async def pending(db: Db, tenant: str, after: int, limit: int,
+                  beyond: Mapping[str, Any] | None = None) -> Page[dict[str, Any]]:
+    """Committed anomalies after the cursor (and beyond `beyond`, the alert cursor's horizon after a replay), in
+    feed order, in the API's shape - with the projection generation and the tenant's newest feed_id read in the
+    same statement (see projections/generation/page.py)."""
+    where = (_BEYOND.replace("$N", "$4"), beyond) if beyond is not None else None
+    return await read_page(db, tenant, after, limit, columns=_ANOMALY_COLUMNS, row=queries.anomaly_item,
+                           where=where)
+
+
+async def caught_up(db: Db, tenant: str, horizon: Mapping[str, Any], page: Page[Any]) -> None:
+    """The alert pass has decided every anomaly of `page`'s snapshot after its cursor: remember `horizon` (read
+    before that page, so everything up to it is in it) for a replay to start from, and - when the cursor was past a
+    replay's history - put it at the page's end, since every row up to there was decided or is history."""
+    await db.execute(
+        "UPDATE notify_cursors SET horizon = $2::jsonb, updated_at = now(),"
+        " feed_id = CASE WHEN since_horizon IS NULL THEN feed_id ELSE GREATEST(feed_id, $3) END,"
+        " since_horizon = NULL WHERE tenant_id = $1 AND generation = $4",
+        tenant, horizon, page.top, page.generation,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +147,7 @@ class Position:
     feed_id: int  # the alert cursor
     generation: int  # the projection generation it refers to
     digest_generation: int  # the one the digest cursor refers to
+    since_horizon: dict[str, Any] | None = None  # after a replay: only anomalies beyond it are news
 
     def behind(self, generation: int) -> bool:
         """Whether a cursor refers to a generation before `generation` (`follow` has work to do)."""
@@ -141,14 +158,15 @@ async def position(db: Db, tenant: str) -> Position:
     """The alert cursor with the projection generations of both cursors, read together (one statement): a cursor
     read apart from its generation could be paired with a generation another process already moved it past."""
     row = await db.fetchrow(
-        "SELECT c.feed_id, c.generation, d.generation AS digest_generation FROM notify_cursors c"
+        "SELECT c.feed_id, c.generation, c.since_horizon, d.generation AS digest_generation FROM notify_cursors c"
         " LEFT JOIN notify_digests d USING (tenant_id) WHERE c.tenant_id = $1",
         tenant,
     )
     if row is None:
         return Position(0, 0, 0)
     digest = row["digest_generation"]
-    return Position(int(row["feed_id"]), int(row["generation"]), int(row["generation"] if digest is None else digest))
+    return Position(int(row["feed_id"]), int(row["generation"]), int(row["generation"] if digest is None else digest),
+                    row["since_horizon"])
 
 
 def replaced_reason(generation: int) -> str:
@@ -169,11 +187,7 @@ async def follow(pool: asyncpg.Pool, tenant: str, page: Page[Any]) -> bool:
             if row is None or row["generation"] >= page.generation:
                 continue  # up to date, or moved on by a process that read a newer generation than `page`
             if page.replaces(tenant, row["generation"]):
-                if table == "notify_digests":
-                    await _follow_digest(conn, tenant, page)
-                else:
-                    await conn.execute(f"UPDATE {table} SET feed_id = $2, generation = $3 WHERE tenant_id = $1",
-                                       tenant, page.top, page.generation)
+                await _follow_rebuilt(conn, table, tenant, page)
                 moved[table] = int(row["feed_id"])
             else:
                 await conn.execute(f"UPDATE {table} SET generation = $2 WHERE tenant_id = $1", tenant,
@@ -197,16 +211,19 @@ async def follow(pool: asyncpg.Pool, tenant: str, page: Page[Any]) -> bool:
     return True
 
 
-async def _follow_digest(conn: asyncpg.Connection, tenant: str, page: Page[Any]) -> None:
-    """The digest cursor across a swap that rebuilt the tenant's anomalies. Its feed_id meant nothing in the new
-    table; what it stood for is the last digest's horizon. So the cursor restarts at 0 and the next digest lists the
-    rebuilt anomalies of log entries beyond that horizon - those that arrived since the last digest, under their
-    new verdicts - and none of the history. No digest sent yet: the first one lists everything, as it would have.
-    A row from before migration 0021 (no horizon, cursor moved): the rebuilt table's end, as before."""
+async def _follow_rebuilt(conn: asyncpg.Connection, table: str, tenant: str, page: Page[Any]) -> None:
+    """A cursor across a swap that rebuilt the tenant's anomalies. Its feed_id means nothing in the new table; what
+    it stood for is its horizon (how far the folds had read when the last digest was built / the alert pass last
+    caught up). So it restarts at 0 with that horizon: the rebuilt anomalies of log entries beyond it - those that
+    arrived since, under their new verdicts - are news, none of the history is. An alert decided after its horizon
+    is found again under the same id and not sent twice (notify_deliveries_once).
+    No horizon: a digest cursor that never sent starts at 0 (its first digest lists everything, as it would have);
+    otherwise (nothing recorded yet, or a row from before migration 0021) the rebuilt table's end, as before."""
+    first = "last_sent_at IS NULL" if table == "notify_digests" else "false"
     await conn.execute(
-        "UPDATE notify_digests SET generation = $3,"
-        " feed_id = CASE WHEN horizon IS NOT NULL OR last_sent_at IS NULL THEN 0 ELSE $2 END,"
-        " since_horizon = CASE WHEN horizon IS NOT NULL THEN horizon ELSE NULL END WHERE tenant_id = $1",
+        f"UPDATE {table} SET generation = $3,"
+        f" feed_id = CASE WHEN horizon IS NOT NULL OR {first} THEN 0 ELSE $2 END,"
+        " since_horizon = horizon WHERE tenant_id = $1",
         tenant, page.top, page.generation,
     )
 

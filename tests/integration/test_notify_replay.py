@@ -1,8 +1,9 @@
 """The notifier across a replay: real Postgres, real Redis, the local Slack stand-in and aiosmtpd on loopback.
 
 A replay swaps rebuilt anomalies in with new, higher feed ids for the whole history (streams/replay). The notifier's
-cursors remember the projection generation they refer to, so the rebuilt history is neither posted to Slack nor
-listed as new in the digest; what the live worker folds after the swap is sent as usual.
+cursors remember the projection generation they refer to, and how far the folds had read the log when each last
+caught up (its horizon), so the rebuilt history is neither posted to Slack nor listed as new in the digest, while
+what arrived since - before the swap or after it - is sent and listed once.
 
 Hand-checkable anchors (tests/integration/test_replay.py): the ctgen log (400 records, seed 11) folded with the
 "strict" policy (record_floor = "medium") gives 6 anomalies - 5 medium, 1 high; with the default policy it gives
@@ -181,6 +182,46 @@ async def test_anomalies_after_the_last_digest_are_in_the_next_one_across_a_repl
             text = second.get_body(("plain",)).get_content()
             assert "1 (1 critical)" in text and "p4d" in text
             assert again[0].anomaly_total == 0  # and the one after that starts after it
+    finally:
+        await conn.close()
+        await gov.aclose()
+
+
+async def test_an_anomaly_not_yet_alerted_when_a_replay_swaps_is_alerted_once_after(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """The alert pass is caught up (6 posts under the strict policy); a p4d.24xlarge launch is folded, but before
+    the notifier sees it a replay with the default policy rebuilds all 16 anomalies with new feed ids. The next pass
+    posts the p4d once - it is news, not history - and none of the 15 rebuilt ones; a second pass posts nothing."""
+    gov = governance(redis_url, max_alerts=100)
+    conn = await connect(database_url)
+    try:
+        await conn.execute("INSERT INTO tenants (tenant_id, name, policy) VALUES ('default', 'default', $1)",
+                           strict(tmp_path))
+        await append(conn, ctgen.entries(RECORDS), keep_read_only=False)
+        async with slack_server() as slack:
+            await configure(database_url, "default", slack)
+            await gov.set_flags("default", Flags(severity_floor=Severity.INFO))
+            await drain(database_url)
+            async with notifier(database_url, gov, notifier_config()) as n:
+                assert (await n.run_once())["default"].sent == 6
+            horizon = await conn.fetchval("SELECT horizon FROM notify_cursors WHERE tenant_id = 'default'")
+            assert horizon == {"kafka": {}, "log": await conn.fetchval("SELECT max(seq) FROM log")}
+
+            await append(conn, ctgen.entries([p4d_launch()]), keep_read_only=False)
+            await drain(database_url)
+            result = await replay(database_url, prices(), ReplayOptions(policy=policy_to_mapping(DEFAULT_POLICY)))
+            assert (result.anomalies_before, result.anomalies_after) == (7, 16)
+            async with notifier(database_url, gov, notifier_config()) as n:
+                after = await n.run_once()
+                again = await n.run_once()
+            assert (after["default"].sent, again["default"].sent) == (1, 0)
+            [post] = slack.posts[6:]
+            shown = texts(post.body["blocks"])
+            assert ctgen.instance_id(10_000, 0) in shown and "*Severity*\nCRITICAL" in shown
+            top = await conn.fetchval("SELECT max(feed_id) FROM anomalies WHERE tenant_id = 'default'")
+            cursor = await conn.fetchrow("SELECT feed_id, generation, since_horizon FROM notify_cursors")
+            assert tuple(cursor) == (top, 1, None)
     finally:
         await conn.close()
         await gov.aclose()
