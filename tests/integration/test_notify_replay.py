@@ -14,6 +14,8 @@ without the generation check the 9 anomalies only the looser policy finds would 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import pytest
 from projections.db import connect
 from schemas.events import Severity
 from streams.log.postgres import append
+from streams.notify.governance import Governance
 from streams.notify.rules import Flags
 from streams.replay.replay import ReplayOptions, replay
 from streams.score.policy import DEFAULT_POLICY, policy_to_mapping
@@ -41,16 +44,26 @@ def p4d_launch() -> dict[str, Any]:
     last = datetime.fromisoformat(RECORDS[-1]["eventTime"])
     return ctgen.run_instances(10_000, at=last + timedelta(hours=1), instance_type="p4d.24xlarge")
 
-
-async def test_a_looser_replay_posts_nothing_and_the_next_live_anomaly_posts_once(
-    database_url: str, redis_url: str, tmp_path: Path
-) -> None:
-    gov = governance(redis_url, max_alerts=100)  # the breaker must not be what keeps posts away
+@asynccontextmanager
+async def strict_log(database_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[Governance, Any]]:
+    """Tenant `default` under the strict policy with the ctgen log appended (not folded), and a Governance whose
+    breaker never opens here (it must not be what keeps posts away)."""
+    gov = governance(redis_url, max_alerts=100)
     conn = await connect(database_url)
     try:
         await conn.execute("INSERT INTO tenants (tenant_id, name, policy) VALUES ('default', 'default', $1)",
                            strict(tmp_path))
         await append(conn, ctgen.entries(RECORDS), keep_read_only=False)
+        yield gov, conn
+    finally:
+        await conn.close()
+        await gov.aclose()
+
+
+async def test_a_looser_replay_posts_nothing_and_the_next_live_anomaly_posts_once(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    async with strict_log(database_url, redis_url, tmp_path) as (gov, conn):
         async with slack_server() as slack:
             with smtp_server() as (inbox, smtp):
                 await configure(database_url, "default", slack, email="ops@acme.test")  # cursors at 0, generation 0
@@ -102,9 +115,6 @@ async def test_a_looser_replay_posts_nothing_and_the_next_live_anomaly_posts_onc
                 assert digest.anomaly_total == 1 and digest.by_severity == {"critical": 1}
                 assert [a.severity for a in digest.anomalies] == ["critical"]
                 assert len(inbox.messages) == 2
-    finally:
-        await conn.close()
-        await gov.aclose()
 
 
 async def test_a_replay_of_another_tenant_only_updates_the_stored_generation(
@@ -155,12 +165,7 @@ async def test_anomalies_after_the_last_digest_are_in_the_next_one_across_a_repl
     """Digest sent; then a p4d.24xlarge is launched (a critical anomaly, posted to Slack) - then a replay with the
     default policy rebuilds all 16 anomalies with new feed ids. The next digest lists exactly that one critical
     anomaly: not lost with the old feed ids, and none of the 15 rebuilt history anomalies."""
-    gov = governance(redis_url, max_alerts=100)
-    conn = await connect(database_url)
-    try:
-        await conn.execute("INSERT INTO tenants (tenant_id, name, policy) VALUES ('default', 'default', $1)",
-                           strict(tmp_path))
-        await append(conn, ctgen.entries(RECORDS), keep_read_only=False)
+    async with strict_log(database_url, redis_url, tmp_path) as (gov, conn):
         with smtp_server() as (inbox, smtp):
             await configure(database_url, "default", None, email="ops@acme.test")
             await drain(database_url)
@@ -182,9 +187,6 @@ async def test_anomalies_after_the_last_digest_are_in_the_next_one_across_a_repl
             text = second.get_body(("plain",)).get_content()
             assert "1 (1 critical)" in text and "p4d" in text
             assert again[0].anomaly_total == 0  # and the one after that starts after it
-    finally:
-        await conn.close()
-        await gov.aclose()
 
 
 async def test_an_anomaly_not_yet_alerted_when_a_replay_swaps_is_alerted_once_after(
@@ -193,12 +195,7 @@ async def test_an_anomaly_not_yet_alerted_when_a_replay_swaps_is_alerted_once_af
     """The alert pass is caught up (6 posts under the strict policy); a p4d.24xlarge launch is folded, but before
     the notifier sees it a replay with the default policy rebuilds all 16 anomalies with new feed ids. The next pass
     posts the p4d once - it is news, not history - and none of the 15 rebuilt ones; a second pass posts nothing."""
-    gov = governance(redis_url, max_alerts=100)
-    conn = await connect(database_url)
-    try:
-        await conn.execute("INSERT INTO tenants (tenant_id, name, policy) VALUES ('default', 'default', $1)",
-                           strict(tmp_path))
-        await append(conn, ctgen.entries(RECORDS), keep_read_only=False)
+    async with strict_log(database_url, redis_url, tmp_path) as (gov, conn):
         async with slack_server() as slack:
             await configure(database_url, "default", slack)
             await gov.set_flags("default", Flags(severity_floor=Severity.INFO))
@@ -222,6 +219,3 @@ async def test_an_anomaly_not_yet_alerted_when_a_replay_swaps_is_alerted_once_af
             top = await conn.fetchval("SELECT max(feed_id) FROM anomalies WHERE tenant_id = 'default'")
             cursor = await conn.fetchrow("SELECT feed_id, generation, since_horizon FROM notify_cursors")
             assert tuple(cursor) == (top, 1, None)
-    finally:
-        await conn.close()
-        await gov.aclose()
