@@ -126,7 +126,7 @@ def _fold_kafka(server: Server, bootstrap: str, topic: str, workers: int, entrie
 
 
 def kafka(server: Server, records: int, *, keep: bool = False) -> dict[str, Any]:
-    from tests.kafka_broker import _stop, start_tansu  # the tansu test broker (dev extra)
+    from tests.kafka_broker import start_tansu, stop_tansu  # the tansu test broker (dev extra)
 
     where, _manifest, _files = corpus(records)
     logs = Path(tempfile.mkdtemp(prefix="dd0c-bench-kafka-"))
@@ -153,7 +153,7 @@ def kafka(server: Server, records: int, *, keep: bool = False) -> dict[str, Any]
             log(f"kafka: folding {entries:,} entries with {n} worker(s)")
             runs.append(_fold_kafka(server, bootstrap, topic, n, entries, logs, keep))
     finally:
-        _stop(broker)
+        stop_tansu(broker)
         if not keep:
             for url in (pg_url, claims_url):
                 asyncio.run(drop_database(server, url))

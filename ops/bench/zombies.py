@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import random
@@ -93,6 +94,8 @@ def zombies(resources: int = 10_000, regions: int = 4) -> dict[str, Any]:
     os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"  # moto's own AMIs bring ~1,300 snapshots per region
     for key, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
         os.environ.setdefault(key, value)
+    # moto's HTTP server logs every request through werkzeug's logger, whatever `verbose` says: 2,800 lines
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
