@@ -26,6 +26,7 @@ from faust.types import TP as FaustTP
 from ops.settings import Settings
 from streams.log.kafka import KafkaSpec, connect_admin, ensure_topic
 from streams.prices.table import PriceTable
+from streams.runner.faust_transport import Transport
 from streams.runner.kafka import Folded, KafkaFolder, Message, Rewind
 
 log = logging.getLogger("dd0c.runner.faust")
@@ -120,6 +121,7 @@ def build_app(spec: KafkaSpec, settings: Settings, folder: KafkaFolder, *, batch
         stream_wait_empty=False,
         producer_acks=-1,
     )
+    app.transport = Transport(app.conf.broker_consumer, app)  # a 100 ms fetch wait (see faust_transport.py)
     topic = app.topic(spec.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     reseeked: dict[tuple[str, int], tuple[int, float]] = {}
 
@@ -153,9 +155,12 @@ def build_app(spec: KafkaSpec, settings: Settings, folder: KafkaFolder, *, batch
                 continue
             if isinstance(result, Rewind):
                 await seek(messages[0].topic, messages[0].partition, result.offset, result.reason)
-            elif isinstance(result, Folded) and result.entries + result.rejected:
-                log.debug("partition %s:%d folded up to %d", messages[0].topic, messages[0].partition,
-                          result.position)
+            elif isinstance(result, Folded):
+                if result.resume_at is not None:  # what lay past a hole in the batch is read again
+                    await seek(messages[0].topic, messages[0].partition, result.resume_at, "hole in a batch")
+                elif result.entries + result.rejected:
+                    log.debug("partition %s:%d folded up to %d", messages[0].topic, messages[0].partition,
+                              result.position)
             return
 
     @app.agent(topic)

@@ -69,6 +69,26 @@ TP = tuple[str, int]  # (topic, partition)
 Watermarks = Callable[[str, int], Awaitable[tuple[int, int]]]  # (topic, partition) -> (low, high)
 
 
+def contiguous_after(messages: Sequence[Message], done: int) -> tuple[list[Message], bool]:
+    """The messages past offset `done`, in offset order, one per offset, up to the first missing offset; and
+    whether any were left past such a hole.
+
+    One partition's batch can hold messages read before and after a seek: stale ones faust had buffered from the
+    group's committed offset, then the re-read from the stored position. Sorted together they repeat offsets,
+    or leave a hole where the stale read stopped and a later one went on. A repeated offset must be folded once;
+    folding across a hole would store a position past offsets that were never folded, and lose them for good.
+    Only the first message may lie beyond done + 1: that is the caller's rewind or retention-gap case.
+    """
+    run: list[Message] = []
+    for m in sorted(messages, key=lambda m: m.offset):
+        if m.offset <= done or (run and m.offset == run[-1].offset):
+            continue
+        if run and m.offset != run[-1].offset + 1:
+            return run, True
+        run.append(m)
+    return run, False
+
+
 def kafka_seq(partition: int, offset: int) -> int:
     return (partition << SEQ_PARTITION_SHIFT) | offset
 
@@ -124,7 +144,8 @@ class Folded:
     duplicates: int  # entries the gate refused (already folded from another copy)
     rejected: int
     anomalies: int
-    skipped: int = 0  # messages at or below the stored position (a re-read)
+    skipped: int = 0  # messages at or below the stored position (a re-read), or repeating an offset
+    resume_at: int | None = None  # the batch had a hole: messages past it were left; seek here to read them again
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +407,7 @@ class KafkaFolder:
         topic, partition = tp
         position = self._positions[tp]
         done = -1 if position is None else position
-        fresh = [m for m in messages if m.offset > done]
+        fresh, cut = contiguous_after(messages, done)
         if not fresh:
             return Folded(done, 0, 0, 0, 0, skipped=len(messages))
         expected = done + 1
@@ -466,8 +487,12 @@ class KafkaFolder:
         s.duplicates += len(entries) - len(new)
         s.rejected += len(rejected)
         s.anomalies += len(alerted)
+        if cut:
+            log.info("partition %s:%d: batch has a hole after offset %d; re-reading from %d", topic, partition, last,
+                     last + 1)
         return Folded(last, len(new), len(entries) - len(new), len(rejected), len(alerted),
-                      skipped=len(messages) - len(fresh))
+                      skipped=len([m for m in messages if m.offset <= last]) - len(fresh),
+                      resume_at=last + 1 if cut else None)
 
     async def _gate(
         self, conn: asyncpg.Connection, tp: TP, entries: Sequence[tuple[Message, LogEntry]]

@@ -1,11 +1,18 @@
-"""Where a Kafka partition's folding starts (case R21), the seq of Kafka entries, and the retention warnings."""
+"""Where a Kafka partition's folding starts (case R21), the seq of Kafka entries, the retention warnings, which
+messages of a batch are folded, and the fetch wait of the worker's consumer."""
 
 from __future__ import annotations
 
 import json
 
-from streams.runner.faust_app import faust_broker, retention_warnings
-from streams.runner.kafka import StartPlan, kafka_seq, plan_start, runner_name, seq_position
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ops.settings import Settings
+from streams.log.kafka import KafkaSpec
+from streams.runner.faust_app import build_app, faust_broker, retention_warnings
+from streams.runner.faust_transport import FETCH_MAX_WAIT_MS, Transport
+from streams.runner.kafka import Message, StartPlan, contiguous_after, kafka_seq, plan_start, runner_name, seq_position
 from tests.conftest import CASES
 
 
@@ -58,3 +65,44 @@ def test_retention_warnings_name_what_deletes_data() -> None:
 
 def test_faust_broker_url() -> None:
     assert faust_broker("k1:9092,k2:9093") == "kafka://k1:9092;kafka://k2:9093"
+
+
+async def test_the_worker_consumer_waits_at_most_100_ms_per_fetch() -> None:
+    """faust builds its consumer with a 1500 ms fetch wait; ours asks for 100 ms (streams/runner/faust_transport.py).
+    Nothing connects: the consumer is built, read and closed unstarted."""
+    spec = KafkaSpec(bootstrap="127.0.0.1:9", topic="dd0c-unit", partitions=2)
+    app = build_app(spec, Settings(), folder=None, batch=10)  # type: ignore[arg-type]  (the folder is not called)
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    try:
+        assert isinstance(app.transport, Transport)
+        assert (consumer._fetch_max_wait_ms, FETCH_MAX_WAIT_MS) == (100, 100)
+        assert consumer._group_id == "dd0c-fold-v1"  # faust's own settings are kept
+    finally:
+        await consumer.stop()
+
+
+def _msgs(*offsets: int) -> list[Message]:
+    return [Message("t", 0, o, b"k", f"v{o}".encode()) for o in offsets]
+
+
+def test_a_stale_read_and_the_reread_after_a_seek_fold_each_offset_once_and_stop_at_the_hole() -> None:
+    # stored position 35; stale buffered 30..40 and the re-read 36..38 share offsets; 41..59 were never fetched
+    batch = _msgs(*range(30, 41), *range(36, 39), *range(60, 64))
+    run, cut = contiguous_after(batch, 35)
+    assert [m.offset for m in run] == [36, 37, 38, 39, 40]
+    assert [m.value for m in run][:3] == [b"v36", b"v37", b"v38"]
+    assert cut is True
+    assert contiguous_after(_msgs(36, 37, 38), 35) == (_msgs(36, 37, 38), False)
+    assert contiguous_after(_msgs(10, 20), 35) == ([], False)  # all at or below the position: a re-read
+    # the first message may be past done + 1 (the caller rewinds or records a retention gap); holes after it cut
+    assert [m.offset for m in contiguous_after(_msgs(50, 51, 53), 35)[0]] == [50, 51]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=60), max_size=80), st.integers(min_value=-1, max_value=40))
+def test_the_run_is_consecutive_and_cut_says_whether_anything_past_it_was_left(offsets: list[int], done: int) -> None:
+    run, cut = contiguous_after(_msgs(*offsets), done)
+    got = [m.offset for m in run]
+    assert got == list(range(got[0], got[0] + len(got))) if got else True
+    past = sorted({o for o in offsets if o > done})
+    assert got == past[: len(got)]  # the smallest offsets past the position, none skipped
+    assert cut == (len(got) < len(past))
