@@ -41,10 +41,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--api-cost-events", type=int, default=1_000_000)
     ap.add_argument("--api-anomalies", type=int, default=150_000)
     ap.add_argument("--api-requests", type=int, default=3000)
-    ap.add_argument("--kafka-records", type=int, default=300_000, help="corpus size for the kafka part (1 and 2 "
+    ap.add_argument("--kafka-records", type=int, default=1_000_000, help="corpus size for the kafka part (1 and 2 "
                     "faust workers against the Postgres log; about one record in ten is logged)")
     ap.add_argument("--replay-records", type=int, default=1_000_000, help="corpus size for the replay part (every "
                     "record becomes a log row: DD0C_KEEP_READ_ONLY=true)")
+    ap.add_argument("--replay-dense", type=int, default=100_000, help="entries of the replay part's second log, "
+                    "in which the folds act on nearly every entry (0: skip it)")
     ap.add_argument("--agent-records", type=int, default=300_000, help="corpus size for the agent part (agent -> "
                     "gRPC server -> log on loopback, against file ingest of the same files)")
     ap.add_argument("--out", type=Path, default=common.OUT_DIR)
@@ -129,6 +131,8 @@ def _run_parts(args: argparse.Namespace, server: common.Server, results: dict[st
         from ops.bench import replay as replay_part
 
         results["replay"] = replay_part.replay(server, args.replay_records, keep=args.keep)
+        if args.replay_dense:
+            results["replay_dense"] = replay_part.replay_dense(server, args.replay_dense, keep=args.keep)
     if "kafka" in args.parts:
         from ops.bench import kafka as kafka_part  # a local tansu broker, 1 and 2 worker processes
 
@@ -211,6 +215,10 @@ def table(r: dict[str, Any]) -> str:
         from ops.bench.replay import table_rows as replay_rows
 
         rows += replay_rows(r["replay"])
+    if "replay_dense" in r:
+        from ops.bench.replay import dense_rows
+
+        rows += dense_rows(r["replay_dense"])
     if "kafka" in r:
         from ops.bench.kafka import table_rows as kafka_rows
 
