@@ -32,6 +32,7 @@ from ops.bench.common import (
     log,
     one_core,
     run_child,
+    wait_with_peak,
 )
 from ops.bench.ingest import _child_figures, _listfile
 
@@ -92,9 +93,9 @@ def _start_server(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes
 def _stop_server(proc: subprocess.Popen[bytes]) -> tuple[float, float]:
     """Stop it (SIGINT: a graceful stop) and wait; the server's (CPU seconds, peak RSS in MB)."""
     proc.send_signal(signal.SIGINT)
-    _, _, usage = os.wait4(proc.pid, 0)
+    _, usage, peak_kib = wait_with_peak(proc.pid)
     proc.returncode = 0
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return usage.ru_utime + usage.ru_stime, (peak_kib or usage.ru_maxrss) / 1024
 
 
 def agent_vs_ingest(server: Server, records: int, *, keep: bool = False) -> dict[str, Any]:

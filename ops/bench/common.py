@@ -128,6 +128,36 @@ def one_core() -> int:
     return max(os.sched_getaffinity(0))
 
 
+def _vm_hwm_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def wait_with_peak(pid: int, every: float = 0.02) -> tuple[int, Any, int | None]:
+    """wait4 the child, sampling its VmHWM meanwhile: (status, rusage, peak RSS in KiB or None).
+
+    A child's rusage maxrss is no use here: Linux carries the pre-exec high-water mark over exec, so a child forked
+    from this process (hundreds of MB once the api part has built its rows) reports at least this process's size.
+    VmHWM belongs to the child's own address space and only grows, so the last sample is its peak, short of what it
+    added in its last `every` seconds.
+    """
+    peak: int | None = None
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, usage, peak
+        hwm = _vm_hwm_kib(pid)
+        if hwm is not None:
+            peak = max(peak or 0, hwm)
+        time.sleep(every)
+
+
 def run_child(argv: Sequence[str], env: dict[str, str], *, pin: bool = True) -> ChildResult:
     """Run a child to completion, pinned to one core, and read ITS rusage (wait4), not the sum of all children."""
     core = one_core()
@@ -138,7 +168,7 @@ def run_child(argv: Sequence[str], env: dict[str, str], *, pin: bool = True) -> 
         list(argv), env=env, stdout=out_f, stderr=err_f,
         preexec_fn=(lambda: os.sched_setaffinity(0, {core})) if pin else None,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
+    status, usage, peak_kib = wait_with_peak(proc.pid)
     seconds = time.perf_counter() - began
     proc.returncode = os.waitstatus_to_exitcode(status)
     out_f.seek(0)
@@ -147,7 +177,7 @@ def run_child(argv: Sequence[str], env: dict[str, str], *, pin: bool = True) -> 
         returncode=proc.returncode,
         seconds=seconds,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
-        max_rss_mb=usage.ru_maxrss / 1024,  # Linux: KiB
+        max_rss_mb=(peak_kib or usage.ru_maxrss) / 1024,  # Linux: KiB
         stdout=out_f.read().decode(errors="replace"),
         stderr=err_f.read().decode(errors="replace"),
     )
