@@ -427,7 +427,7 @@ async def new_anomalies(db: Db, tenant: str, after: int, *, limit: int,
     listed = []
     for r in rows:
         item = queries.anomaly_item(r)
-        slack = r["slack_status"] or "not sent"
+        slack = r["slack_status"] or "no alert recorded"  # e.g. not decided yet, or a preview
         if r["slack_reason"]:
             slack = f"{slack} ({r['slack_reason']})"
         listed.append(

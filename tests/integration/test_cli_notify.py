@@ -107,6 +107,7 @@ def test_preview_prints_the_digest_and_the_slack_message_without_sending(sync_da
     assert lines[0] == "Subject: dd0c/cost digest for acme: 2 new anomalies"
     assert "NEW ANOMALIES (first digest): 2 (1 critical, 1 high)" in digest.stdout
     assert "$0.19/h expected vs $32.77/h" in digest.stdout and "$0.10/h expected vs $3.06/h" in digest.stdout
+    assert digest.stdout.count("slack: no alert recorded") == 2  # the notifier never ran here
     html = cli(url, redis_url, prefix, "notify", "preview", "digest", "--tenant", "acme", "--html")
     assert "<h3>New anomalies (first digest): 2 (1 critical, 1 high)</h3>" in html.stdout
 
