@@ -110,7 +110,7 @@ class SettingsError(Dd0cError):
 
 def load_settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -119,6 +119,14 @@ def load_settings() -> Settings:
             shown = "" if "secret" in field else f" (got {error.get('input')!r})"  # never echo a secret
             problems.append(f"{variable}: {error['msg']}{shown}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
+    if settings.redis_url is None and settings.database_url is None:
+        # The fully embedded first try: use the Redis `dd0c-cost demo` started under the data dir, if it runs.
+        from ops.embedded_redis import running_url
+
+        embedded = running_url(settings.data_dir)
+        if embedded is not None:
+            settings = settings.model_copy(update={"redis_url": embedded})
+    return settings
 
 
 _ENV_NAMES = {"database_url": "DATABASE_URL", "redis_url": "REDIS_URL"}

@@ -60,6 +60,7 @@ import orjson
 from ops.demo import records as R
 from ops.demo.accounts import HOME_REGIONS, REGION_WEIGHTS, actors_for, profiles
 from ops.demo.plan import Incident, Planned, Planner, build, iso
+from schemas.events import Dd0cError
 
 GENERATOR_VERSION = 2  # bump when the bytes change: reused histories are regenerated
 DEFAULT_END = datetime(2024, 5, 22, tzinfo=UTC)
@@ -114,8 +115,8 @@ class Report:
         }
 
 
-class GenerateError(ValueError):
-    """Parameters that cannot produce a sensible history."""
+class GenerateError(Dd0cError, ValueError):
+    """Parameters that cannot produce a sensible history (a Dd0cError: `dd0c-cost demo --days 3` gets one line)."""
 
 
 # --- background traffic: how many read-only calls and plain writes go in each (account, region, hour) ----------

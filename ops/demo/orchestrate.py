@@ -1,7 +1,8 @@
 """The first run, end to end: database, migrations, history, fold, a user, then the worker and the API.
 
 Nothing has to be configured. Without DATABASE_URL an embedded PostgreSQL (the pgserver wheel) starts under the
-data dir and keeps running after the demo (the next command attaches to it; `dd0c-cost demo --stop` ends it).
+data dir and keeps running after the demo (the next command attaches to it; `dd0c-cost demo --stop` ends it);
+without REDIS_URL either, so does an embedded Redis (ops/embedded_redis.py), and the notifier runs beside the API.
 The process runs with DD0C_MODE=demo, so the built-in JWT secret is accepted - never do that in production.
 
 What gets ingested:
@@ -73,6 +74,7 @@ class Prepared:
     top: list[dict[str, Any]]
     burning: tuple[int, float]  # running resources, $/h
     zombies: tuple[int, float] = (0, 0.0)  # open zombies, monthly waste $
+    redis_url: str | None = None  # panic mode, flags, breakers; None = notifications off in this demo
 
 
 def _say(out: TextIO, text: str = "") -> None:
@@ -107,6 +109,20 @@ def database(settings: Settings, out: TextIO) -> tuple[str, bool]:
     if url is None:  # only with start=False
         raise DemoError("the embedded PostgreSQL did not start")
     return url, True
+
+
+def redis(settings: Settings, embedded_db: bool, out: TextIO) -> str | None:
+    """REDIS_URL if set; with the embedded database also an embedded Redis; otherwise none (nothing is sent)."""
+    if settings.redis_url:
+        _say(out, f"redis: {_redact(settings.redis_url)}")
+        return settings.redis_url
+    if not embedded_db:  # the user runs their own PostgreSQL: an embedded Redis beside it would surprise them
+        _say(out, "redis: none (REDIS_URL is not set): panic mode and notifications are off in this demo")
+        return None
+    from ops import embedded_redis
+
+    _say(out, f"redis: starting the embedded Redis under {settings.data_dir / 'redis'} ...")
+    return embedded_redis.start(settings.data_dir)
 
 
 async def _ingest(url: str, paths: Sequence[Path], tenant: str, out: TextIO, *, label: str) -> Any:
@@ -280,6 +296,7 @@ def prepare(opts: DemoOptions, out: TextIO) -> Prepared:
     # 0700: it holds the database and the demo password (and pgserver wants a private runtime dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     url, embedded = database(settings, out)
+    redis_url = redis(settings, embedded, out)
     env = {**os.environ, "DATABASE_URL": url, "DD0C_MODE": "demo"}
 
     from ops.migrate import migrate
@@ -300,7 +317,18 @@ def prepare(opts: DemoOptions, out: TextIO) -> Prepared:
     password = demo_user(data_dir, env)
     top, burning = asyncio.run(top_anomalies(url, settings.tenant))
     zombies = asyncio.run(open_zombies(url, settings.tenant))
-    return Prepared(url, embedded, password, manifest, top, burning, zombies)
+    return Prepared(url, embedded, password, manifest, top, burning, zombies, redis_url)
+
+
+def _redis_hints(p: Prepared, out: TextIO, *, serving: bool) -> None:
+    if not p.redis_url:  # panic mode, flags and breakers live in Redis
+        _say(out, "Panic mode and notifications need Redis: set REDIS_URL (e.g. redis://127.0.0.1:6379/0) to try them.")
+        return
+    _say(out, "Panic:   dd0c-cost panic on --reason 'trying it'   (then `dd0c-cost panic status`; "
+              "`dd0c-cost panic off --reason done`)")
+    if serving:
+        _say(out, "Notify:  dd0c-cost notify config --slack-webhook - --email you@example.com   "
+                  "(the notifier is running; `dd0c-cost notify preview alert` shows a Slack message)")
 
 
 def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
@@ -316,6 +344,7 @@ def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
     _say(out)
     _say(out, f"Login:   {DEMO_USER} / {p.password}   (kept in {load_settings().data_dir / LOGIN_FILE})")
     if not opts.api:
+        _redis_hints(p, out, serving=False)
         _say(out, "API not started (--no-api). Start them with `DD0C_MODE=demo dd0c-cost api` and "
                   "`dd0c-cost worker` (or run `dd0c-cost demo` again without --no-api).")
         return
@@ -330,11 +359,12 @@ def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
     _say(out, f"Feed:    websocat \"{ws}\"")
     _say(out, f"   or:   {sys.executable} -m websockets \"{ws}\"")
     _say(out, f"Idle:    curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/v1/zombies'")
-    if not os.environ.get("REDIS_URL"):  # panic mode, flags and breakers live in Redis; the demo runs without it
-        _say(out, "Panic mode and notifications need Redis: run the demo with "
-                  "REDIS_URL=redis://127.0.0.1:6379/0 to try them.")
+    _redis_hints(p, out, serving=True)
     _say(out)
-    _say(out, "Worker and API are running; Ctrl-C stops them (the database keeps running: `dd0c-cost demo --stop`).")
+    who, keeps = ("Worker and API", "database keeps")
+    if p.redis_url:
+        who, keeps = "Worker, API and notifier", "database and Redis keep"
+    _say(out, f"{who} are running; Ctrl-C stops them (the {keeps} running: `dd0c-cost demo --stop`).")
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], stopping: list[str], timeout: float = 60.0) -> None:
@@ -368,6 +398,8 @@ def _port_free(host: str, port: int) -> bool:
 def serve(p: Prepared, opts: DemoOptions, out: TextIO) -> int:
     """Worker (following the log) and API as child processes until Ctrl-C / SIGTERM or one of them exits."""
     env = {**os.environ, "DATABASE_URL": p.url, "DD0C_MODE": "demo"}
+    if p.redis_url:
+        env["REDIS_URL"] = p.redis_url
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping: list[str] = []
 
@@ -379,6 +411,8 @@ def serve(p: Prepared, opts: DemoOptions, out: TextIO) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         procs.append(("worker", subprocess.Popen(_cli("worker"), env=env)))
+        if p.redis_url:  # Slack and the digest for whoever runs `dd0c-cost notify config`
+            procs.append(("notifier", subprocess.Popen(_cli("notify", "daemon"), env=env)))
         api = subprocess.Popen(_cli("api", "--host", opts.host, "--port", str(opts.port)), env=env)
         procs.append(("api", api))
         _wait_http(f"http://{opts.host}:{opts.port}/docs", api, stopping)
@@ -390,7 +424,7 @@ def serve(p: Prepared, opts: DemoOptions, out: TextIO) -> int:
                     _say(out, f"{name} exited with status {proc.returncode}; stopping the demo")
                     return 1
             time.sleep(0.3)
-        _say(out, f"\n{stopping[0]}: stopping worker and API ...")
+        _say(out, f"\n{stopping[0]}: stopping {', '.join(name for name, _ in procs)} ...")
         return 0
     finally:
         _stop(procs)
@@ -426,6 +460,7 @@ def run(opts: DemoOptions, out: TextIO | None = None) -> int:
 
 def stop(out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    from ops import embedded_redis
     from ops.embedded import stop_embedded
 
     quiet()
@@ -434,4 +469,6 @@ def stop(out: TextIO | None = None) -> int:
         _say(out, f"stopped the embedded PostgreSQL under {data_dir / 'pgdata'}")
     else:
         _say(out, f"no embedded PostgreSQL is running under {data_dir / 'pgdata'}")
+    if embedded_redis.stop(data_dir):
+        _say(out, f"stopped the embedded Redis under {data_dir / 'redis'}")
     return 0
