@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ops.cli.query import when
+from streams.score.text import usd
 
 if TYPE_CHECKING:
     from schemas.events import Anomaly
@@ -94,7 +95,7 @@ def as_json(r: BacktestReport) -> dict[str, Any]:
 
 
 def _line(sign: str, a: Anomaly, extra: str = "") -> str:
-    cost = "unpriced" if a.hourly_cost is None else f"${a.hourly_cost:,.4g}/h"
+    cost = "unpriced" if a.hourly_cost is None else f"{usd(a.hourly_cost)}/h"  # as the reasons write dollars
     why = "; ".join(r.text for r in a.reasons) or "-"
     return (f"  {sign} {a.event_time:%Y-%m-%d %H:%M} {a.account_id} {a.resource_type} {a.severity.value}{extra} "
             f"{cost}: {why}")

@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from schemas.events import Severity
+from streams.score.text import usd
 
 Json = dict[str, Any]
 
@@ -33,14 +34,23 @@ def cents(value: float) -> str:
 
 
 def hourly(value: float | None) -> str:
-    """Dollars per hour, to the cent, as people read them; an unknown price is said, never shown as $0."""
-    return "unpriced" if value is None else f"{cents(value)}/h"
+    """Dollars per hour, to the cent, as people read them; an unknown price is said, never shown as $0, and
+    neither is a real cost under half a cent ($0.0014/h for a small volume, not $0.00/h)."""
+    if value is None:
+        return "unpriced"
+    if 0 < abs(value) < 0.005:
+        return f"{usd(value)}/h"
+    return f"{cents(value)}/h"
 
 
 def expected_vs_actual(expected: float | None, actual: float | None) -> str:
-    """`$0.10/h expected vs $21.96/h` (a first-ever resource type has no expectation yet)."""
-    before = "no baseline yet" if expected is None else f"{hourly(expected)} expected"
-    return f"{before} vs {hourly(actual)}"
+    """`$0.10/h expected vs $21.96/h` (a first-ever resource type has no expectation yet). When cents would
+    show two different amounts as one (`$0.01/h expected vs $0.01/h`), both get up to four decimals."""
+    if expected is None:
+        return f"no baseline yet vs {hourly(actual)}"
+    if actual is not None and expected != actual and cents(expected) == cents(actual):
+        return f"{usd(expected)}/h expected vs {usd(actual)}/h"
+    return f"{hourly(expected)} expected vs {hourly(actual)}"
 
 
 def escape(text: str) -> str:

@@ -18,7 +18,7 @@ from streams.notify.digest import (
     subject,
 )
 from streams.notify.governance import flags_from_hash, flags_to_hash
-from streams.notify.messages import escape, expected_vs_actual, slack_alert, slack_storm
+from streams.notify.messages import escape, expected_vs_actual, hourly, slack_alert, slack_storm
 from streams.notify.rules import Flags, NotifyError, QuietHours, decide
 
 T = datetime(2024, 1, 15, 21, 30, tzinfo=UTC)  # 22:30 in Berlin (CET, UTC+1) in January
@@ -88,6 +88,17 @@ def test_slack_alert_blocks_carry_the_figures_and_escape_text() -> None:
     assert msg["text"].startswith("CRITICAL cost anomaly: $32.77/h in account 111122223333")
     assert expected_vs_actual(None, None) == "no baseline yet vs unpriced"
     assert escape("a<b>&c") == "a&lt;b&gt;&amp;c"
+
+
+def test_small_amounts_are_never_shown_as_equal_or_as_zero() -> None:
+    # a t3.micro ($0.0104/h) against a t3.nano-ish baseline of $0.0052/h: cents would print "$0.01 vs $0.01"
+    assert expected_vs_actual(0.0052, 0.0104) == "$0.0052/h expected vs $0.0104/h"
+    assert expected_vs_actual(0.0104, 0.0104) == "$0.01/h expected vs $0.01/h"  # truly equal: cents are fine
+    assert expected_vs_actual(0.192, 32.7726) == "$0.19/h expected vs $32.77/h"  # cents tell them apart
+    # an 8 GiB gp2 volume: 8 x $0.10 / 730 h = $0.001096/h, a cost, not $0.00
+    assert hourly(0.001096) == "$0.0011/h"
+    assert expected_vs_actual(None, 0.001096) == "no baseline yet vs $0.0011/h"
+    assert (hourly(0.0), hourly(0.005), hourly(0.045)) == ("$0.00/h", "$0.01/h", "$0.05/h")
 
 
 def test_storm_message_names_the_limits() -> None:
