@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = None  # every boto3 client's endpoint (MinIO, moto in tests); unset = AWS
     # Notifications (streams/notify, `dd0c-cost notify daemon`). Per-tenant webhook URL and recipients live in
     # Postgres (`dd0c-cost notify config`); the SMTP relay and the limits below are per deployment.
-    public_url: str = "http://127.0.0.1:8080"  # base of the links in Slack messages and digests
+    # Base of the links in Slack messages and digests; unset = the API's own address, so a changed
+    # DD0C_API_PORT does not leave every link dead. Behind a proxy set it to the address people use.
+    public_url: str | None = None
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_user: str | None = None
@@ -89,6 +91,15 @@ class Settings(BaseSettings):
     zombie_interval_hours: float = Field(default=24.0, gt=0)  # time between two hunts of every account: daily
     zombie_home_region: str = "us-east-1"  # where DescribeRegions is asked which regions an account has enabled
     zombie_max_attempts: int = Field(default=5, ge=1, le=20)  # tries of a throttled AWS call (backoff doubles)
+
+    @property
+    def link_base(self) -> str:
+        """Where people open the dashboard: DD0C_PUBLIC_URL, else this deployment's API address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.api_port}"
 
     def require_real_secret(self) -> None:
         """Called by the API at start-up: outside demo mode the default, an empty or a short secret is refused."""

@@ -400,6 +400,7 @@ def serve(p: Prepared, opts: DemoOptions, out: TextIO) -> int:
     env = {**os.environ, "DATABASE_URL": p.url, "DD0C_MODE": "demo"}
     if p.redis_url:
         env["REDIS_URL"] = p.redis_url
+    env.setdefault("DD0C_PUBLIC_URL", f"http://{opts.host}:{opts.port}")  # the notifier's links: this demo's API
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping: list[str] = []
 

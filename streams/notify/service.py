@@ -52,7 +52,7 @@ class NotifierConfig:
     def from_settings(cls, settings: Any) -> NotifierConfig:
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         return cls(
-            base_url=settings.public_url,
+            base_url=settings.link_base,
             smtp=SmtpConfig(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_user, password,
                             settings.smtp_starttls),
             timeout=settings.notify_timeout,

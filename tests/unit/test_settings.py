@@ -53,3 +53,13 @@ def test_cli_reports_a_bad_setting_in_one_line(monkeypatch: pytest.MonkeyPatch, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("dd0c-cost: invalid setting DD0C_WORKER_BATCH")
     assert "\n" not in err
+
+
+def test_links_follow_the_api_address_unless_a_public_url_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DD0C_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("DD0C_API_PORT", "18080")
+    assert load_settings().link_base == "http://127.0.0.1:18080"  # a moved API does not leave Slack links dead
+    monkeypatch.setenv("DD0C_API_HOST", "0.0.0.0")
+    assert load_settings().link_base == "http://127.0.0.1:18080"  # a wildcard bind is not an address to open
+    monkeypatch.setenv("DD0C_PUBLIC_URL", "https://cost.example.com/")
+    assert load_settings().link_base == "https://cost.example.com"
