@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Panic mode lives in Redis (REDIS_URL) and is checked right before every send.",
     )
     p.add_argument("action", choices=("on", "off", "status"))
-    p.add_argument("--tenant", help="only this tenant (default: global)")
+    p.add_argument("--tenant", help="only this tenant (default: the global switch; status then also lists every "
+                   "tenant whose own switch is on)")
     p.add_argument("--reason", help="why (required for on and off; kept in the audit)")
     p.add_argument("--by", default=None, help="who (default: the OS user running the command)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
@@ -62,11 +63,19 @@ def _switch(who: dict[str, Any] | None, name: str) -> str:
 def describe(out: dict[str, Any]) -> str:
     """The state in lines a person reads: the verdict, each switch, then the latest audit entries."""
     scope = out["scope"]
-    verdict = "ACTIVE: no notification is sent" if out["active"] else "off: notifications flow"
+    silenced = out.get("tenants") or {}
+    if out["active"]:
+        verdict = "ACTIVE: no notification is sent"
+    elif silenced:  # never say "notifications flow" while a tenant's own switch still holds them
+        verdict = f"global switch off, but {len(silenced)} tenant(s) still silenced by their own switch"
+    else:
+        verdict = "off: notifications flow"
     lines = [f"panic mode for {'every tenant' if scope == 'global' else 'tenant ' + scope}: {verdict}",
              "  " + _switch(out["global"], "global switch")]
     if scope != "global":
         lines.append("  " + _switch(out["tenant"], f"tenant {scope}"))
+    lines += ["  " + _switch(who, f"tenant {name}") + f"  (clear: dd0c-cost panic off --tenant {name} --reason ...)"
+              for name, who in silenced.items()]
     if out["audit"]:
         lines.append("latest switches:")
         lines += [f"  {a['at']:%Y-%m-%d %H:%M:%S}  {a['scope']:<10} {a['action']:<3}  {a['actor']}: {a['reason']}"

@@ -181,6 +181,16 @@ class Governance:
         found = {s: _panic(s, v) for s, v in zip(scopes, values, strict=True)}
         return {"global": found["global"], "tenant": found.get(tenant) if tenant is not None else None}
 
+    async def tenant_panics(self) -> dict[str, Panic]:
+        """Every tenant whose own switch is on (for an operator looking at the global view)."""
+        head = f"{self._p}:panic:tenant:"
+        keys = sorted([k async for k in self._r.scan_iter(match=f"{head}*", count=500)])
+        if not keys:
+            return {}
+        values = await self._call(self._r.mget(keys))
+        found = {k[len(head):]: _panic(k[len(head):], v) for k, v in zip(keys, values, strict=True)}
+        return {t: p for t, p in found.items() if p is not None}
+
     async def panic(self, tenant: str) -> Panic | None:
         """The panic that silences this tenant now (global first), or None. Checked right before every send."""
         status = await self.panic_status(tenant)

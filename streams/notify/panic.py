@@ -39,8 +39,11 @@ async def status(gov: Governance, tenant: str | None) -> dict[str, Any]:
     def show(p: Any) -> dict[str, Any] | None:
         return None if p is None else {"actor": p.actor, "reason": p.reason, "at": p.at}
 
-    return {
+    out = {
         "active": any(v is not None for v in found.values()),
         "global": show(found["global"]),
         "tenant": show(found["tenant"]),
     }
+    if tenant is None:  # the operator's view: the global switch is off, but tenants may still be silenced
+        out["tenants"] = {t: show(p) for t, p in (await gov.tenant_panics()).items()}
+    return out

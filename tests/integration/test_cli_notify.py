@@ -42,6 +42,14 @@ def test_panic_on_status_off_from_the_cli_is_audited(sync_database_url: str, red
                         text[2]]
     assert text[2].startswith("  tenant acme: ON since ") and text[2].endswith(" UTC by bob (bad deploy)")
     assert text[3] == "latest switches:" and text[4].endswith("acme       on   bob: bad deploy")
+    # the operator's view without --tenant never says "notifications flow" while acme's own switch holds them
+    overall = cli(sync_database_url, redis_url, prefix, "panic", "status").stdout.splitlines()
+    assert overall[:2] == ["panic mode for every tenant: global switch off, but 1 tenant(s) still silenced by "
+                           "their own switch", "  global switch: off"]
+    assert overall[2].startswith("  tenant acme: ON since ") and overall[2].endswith(
+        "by bob (bad deploy)  (clear: dd0c-cost panic off --tenant acme --reason ...)")
+    listed = json.loads(cli(sync_database_url, redis_url, prefix, "panic", "status", "--format", "json").stdout)
+    assert (listed["active"], list(listed["tenants"]), listed["tenants"]["acme"]["actor"]) == (False, ["acme"], "bob")
     missing = cli(sync_database_url, redis_url, prefix, "panic", "off", "--tenant", "acme")
     assert missing.returncode != 0 and "--reason" in missing.stderr
     off = cli(sync_database_url, redis_url, prefix, "panic", "off", "--tenant", "acme", "--reason", "rolled back",
