@@ -32,7 +32,8 @@ from tests.integration.test_api_rows import (
 )
 
 SCRIPT = (ASSETS / "app.js").read_text()
-ROUTES_USED = {"/v1/auth/login", "/v1/summary", "/v1/accounts", "/v1/anomalies", "/v1/resources", "/v1/feed"}
+ROUTES_USED = {"/v1/auth/login", "/v1/summary", "/v1/accounts", "/v1/anomalies", "/v1/resources", "/v1/zombies",
+               "/v1/feed"}
 
 # Fields the script reads from each response (as `a.<field>` / `r.<field>` / `t.<field>` in app.js).
 ANOMALY_FIELDS = (
@@ -94,7 +95,7 @@ async def test_every_route_the_script_calls_exists(database_url: str) -> None:
     async with asgi_client(database_url) as (client, _app):
         paths = (await client.get("/openapi.json")).json()["paths"]
     assert "post" in paths["/v1/auth/login"]
-    for path in ("/v1/summary", "/v1/accounts", "/v1/anomalies", "/v1/resources"):
+    for path in ("/v1/summary", "/v1/accounts", "/v1/anomalies", "/v1/resources", "/v1/zombies"):
         assert "get" in paths[path], path
     # /v1/feed is a websocket (not in OpenAPI): test_the_feed_answers_the_hello_the_page_sends connects to it.
     # The page authenticates with the first message, as the protocol prefers (the token stays out of URLs).

@@ -8,6 +8,7 @@ const ROUTES = Object.freeze({
   accounts: "/v1/accounts",
   anomalies: "/v1/anomalies",
   resources: "/v1/resources",
+  zombies: "/v1/zombies",
   feed: "/v1/feed",
 });
 
@@ -42,7 +43,11 @@ function el(tag, props = {}, ...children) {
 function usd(value, { perHour = true } = {}) {
   if (value === null || value === undefined) return null;
   const digits = Math.abs(value) > 0 && Math.abs(value) < 0.1 ? 4 : 2;
-  const text = "$" + value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  // Half-up from the decimal form, as the digest and the CLI round: 102.925 is $102.93 everywhere (the binary
+  // double is a hair below it, and toLocaleString alone would print $102.92).
+  const scale = 10 ** digits;
+  const rounded = Math.round(Number((value * scale).toFixed(6))) / scale;
+  const text = "$" + rounded.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
   return perHour ? text + "/h" : text;
 }
 
@@ -193,6 +198,7 @@ const state = {
   accounts: [],
   anomalies: { items: [], cursor: null, loading: false },
   resources: { items: [], cursor: null, total: null },
+  zombies: { items: [], cursor: null, total: null },
 };
 
 async function loadSummary() {
@@ -457,6 +463,80 @@ function renderResources() {
   $("resources-more").hidden = !s.cursor;
 }
 
+// ------------------------------------------------------------------------------------------------ zombies
+
+const CHECKS = Object.freeze({
+  unattached_ebs_volume: "Unattached volume",
+  stopped_instance_volume: "Volume of a stopped instance",
+  stopped_instance: "Long-stopped instance",
+  orphaned_ebs_snapshot: "Orphaned snapshot",
+  unassociated_eip: "Unused Elastic IP",
+  idle_nat_gateway: "Idle NAT gateway",
+  idle_load_balancer: "Idle load balancer",
+  idle_ec2_instance: "Idle EC2 instance",
+  idle_rds_instance: "Idle RDS instance",
+});
+
+function days(m) {
+  return Math.round((Date.parse(m.window_end) - Date.parse(m.window_start)) / 86400000);
+}
+
+// One line a person can check against the console; the whole evidence is in GET /v1/zombies/{id}.
+function zombieEvidence(z) {
+  const e = z.evidence ?? {};
+  const parts = [];
+  if (e.size_gib) parts.push(`${count(e.size_gib)} GiB${e.volume_type ? " " + e.volume_type : ""}`);
+  if (e.age_days !== undefined && e.age_days !== null) parts.push(`${count(Math.round(e.age_days))} days old`);
+  if (e.source_volume_exists === false) parts.push("its volume is gone, no AMI uses it");
+  if (e.public_ip !== undefined) parts.push(`${e.public_ip ?? "address"} associated with nothing`);
+  for (const m of [e.metric, ...(Array.isArray(e.metrics) ? e.metrics : [])]) {
+    if (m && m.name) parts.push(`${m.name} ${String(m.statistic).toLowerCase()} ${count(m.total)} over ${days(m)} days`);
+  }
+  return parts.join(" · ") || (CHECKS[z.check] ?? z.check);
+}
+
+async function loadZombies({ more = false } = {}) {
+  const s = state.zombies;
+  try {
+    const page = await api(ROUTES.zombies, { status: "open", limit: 200, cursor: more ? s.cursor : undefined });
+    s.items = more ? s.items.concat(page.items) : page.items;
+    s.cursor = page.next_cursor;
+    s.total = page;
+    renderZombies();
+  } catch (exc) {
+    reportError("zombies", exc);
+  }
+}
+
+function renderZombies() {
+  const s = state.zombies;
+  const rows = [...s.items].sort((a, b) => (b.monthly_waste_usd ?? -1) - (a.monthly_waste_usd ?? -1));
+  $("zombies-body").replaceChildren(
+    ...(rows.length
+      ? rows.map((z) =>
+          el(
+            "tr",
+            {},
+            el("td", { class: "mono", text: z.account_id }),
+            el("td", { title: z.check, text: CHECKS[z.check] ?? z.check }),
+            el("td", { class: "mono clip", title: z.resource_id, text: z.resource_id }),
+            el("td", { text: z.region }),
+            el("td", { class: "num" }, money(z.monthly_waste_usd, { perHour: false })),
+            el("td", { class: "small", title: z.evidence?.synthetic ?? "", text: zombieEvidence(z) }),
+            el("td", { title: ago(z.first_seen), text: utc(z.first_seen) }),
+          ),
+        )
+      : [emptyRow(7, "No open zombies. The hunter scans registered accounts daily (`dd0c-cost zombies scan`).")]),
+  );
+  const t = s.total;
+  $("zombies-total").textContent = t
+    ? `${count(t.count)} open · ${usd(t.monthly_waste_usd, { perHour: false })}/month` +
+      (t.unpriced ? ` + ${count(t.unpriced)} unpriced` : "")
+    : "";
+  $("zombies-count").textContent = t ? `${count(s.items.length)} of ${count(t.count)} shown, most wasteful first` : "";
+  $("zombies-more").hidden = !s.cursor;
+}
+
 // ------------------------------------------------------------------------------------------------ live feed
 
 // WS /v1/feed: first message {"type":"auth","token":...,"after":<last feed_id>} (the token stays out of URLs), then
@@ -576,6 +656,7 @@ function start() {
   loadSummary();
   loadAnomalies().then(openLinkedAnomaly);
   loadResources();
+  loadZombies();
   feed.start();
 }
 
@@ -618,6 +699,7 @@ function init() {
   $("anomalies-more").addEventListener("click", () => loadAnomalies({ more: true }));
   for (const id of ["r-account", "r-type"]) $(id).addEventListener("change", () => loadResources());
   $("resources-more").addEventListener("click", () => loadResources({ more: true }));
+  $("zombies-more").addEventListener("click", () => loadZombies({ more: true }));
   for (const form of ["anomaly-filters", "resource-filters"]) $(form).addEventListener("submit", (e) => e.preventDefault());
   window.addEventListener("hashchange", () => {
     if (session.token) openLinkedAnomaly();

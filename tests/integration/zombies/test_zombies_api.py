@@ -7,6 +7,7 @@ import pytest
 
 from streams.runner.postgres import reset_projections
 from tests.integration.test_api_rows import add_user, asgi_client, bearer, login
+from tests.integration.test_dashboard import SCRIPT
 from tests.integration.zombies.conftest import Aws
 from tests.integration.zombies.seed import EXPECTED_WASTE, TOTAL_WASTE, seed
 from tests.integration.zombies.test_hunt import TENANT, drain, hunt, pool_for
@@ -34,6 +35,15 @@ async def test_zombies_api_list_totals_detail_and_decisions(aws: Aws, database_u
                 (seeded.zombies["idle_nat_gateway"], 32.85)]
             assert (nat["count"], nat["monthly_waste_usd"]) == (1, 32.85)
             zid = nat["items"][0]["zombie_id"]
+            # what the dashboard's Zombies panel reads is there (api/dashboard/assets/app.js)
+            for field in ("account_id", "check", "resource_id", "region", "monthly_waste_usd", "evidence",
+                          "first_seen"):
+                assert f"z.{field}" in SCRIPT and field in nat["items"][0], field
+            for field in ("count", "monthly_waste_usd", "unpriced"):
+                assert f"t.{field}" in SCRIPT and field in listed, field
+            metric = nat["items"][0]["evidence"]["metric"]
+            assert (metric["name"], metric["statistic"], metric["total"]) == ("BytesOutToDestination", "Sum", 0.0)
+            assert {"window_start", "window_end"} <= set(metric)
             detail = (await client.get(f"/v1/zombies/{zid}", headers=auth)).json()
             assert (detail["status"], detail["detections"], detail["evidence"]["metric"]["absent_datapoints"]) == (
                 "open", 1, 14)
