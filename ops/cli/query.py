@@ -304,6 +304,8 @@ def run_resources(args: argparse.Namespace) -> int:
 
     unpriced = f" ({totals['unpriced_running']} running unpriced)" if totals["unpriced_running"] else ""
     footer = f"{totals['resource_count']} resource(s); burning now: ${totals['total_hourly_cost']:,.4f}/h{unpriced}"
+    if len(rows) < totals["resource_count"]:  # the total covers all of them; say that the table does not
+        footer += f"\n{len(rows)} of {totals['resource_count']} shown; --limit N shows more"
     return emit(args, rows, render, footer)
 
 

@@ -367,7 +367,8 @@ def run_scans(args: argparse.Namespace) -> int:
     for r in rows:
         errors = r.get("reason") or "; ".join(f"{e['region']} {e['operation']} {e['code']}"
                                               for e in r.get("errors") or ())
-        print(f"{r['scanned_at']:%Y-%m-%d %H:%M}  {r['account_id']}  {r['status']:<8} {r['zombies_found']:>4} zombies"
+        found = f"{r['zombies_found']:>4} zombie" + ("" if r["zombies_found"] == 1 else "s")
+        print(f"{r['scanned_at']:%Y-%m-%d %H:%M}  {r['account_id']}  {r['status']:<8} {found}"
               f"  {r['calls_made']} calls" + (f"  ! {errors}" if errors else ""))
     return 0
 

@@ -22,6 +22,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -88,6 +89,17 @@ def _redact(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}@{host}" if ":" in creds else url
+
+
+def command() -> str:
+    """How the person reading the summary calls dd0c-cost: by name if their shell finds this install, else its path
+    (after `make demo` the venv is usually not activated, and a bare `dd0c-cost` would not be found)."""
+    script = Path(sys.executable).parent / "dd0c-cost"
+    found = shutil.which("dd0c-cost")
+    if found and Path(found).resolve() == script.resolve():
+        return "dd0c-cost"
+    relative = os.path.relpath(script)
+    return relative if not relative.startswith("..") else str(script)
 
 
 def _cli(*args: str) -> list[str]:
@@ -324,11 +336,12 @@ def _redis_hints(p: Prepared, out: TextIO, *, serving: bool) -> None:
     if not p.redis_url:  # panic mode, flags and breakers live in Redis
         _say(out, "Panic mode and notifications need Redis: set REDIS_URL (e.g. redis://127.0.0.1:6379/0) to try them.")
         return
-    _say(out, "Panic:   dd0c-cost panic on --reason 'trying it'   (then `dd0c-cost panic status`; "
-              "`dd0c-cost panic off --reason done`)")
+    cmd = command()
+    _say(out, f"Panic:   {cmd} panic on --reason 'trying it'   (then `{cmd} panic status`; "
+              f"`{cmd} panic off --reason done`)")
     if serving:
-        _say(out, "Notify:  dd0c-cost notify config --slack-webhook - --email you@example.com   "
-                  "(the notifier is running; `dd0c-cost notify preview alert` shows a Slack message)")
+        _say(out, f"Notify:  {cmd} notify config --slack-webhook - --email you@example.com   "
+                  f"(the notifier is running; `{cmd} notify preview alert` shows a Slack message)")
 
 
 def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
@@ -345,8 +358,9 @@ def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
     _say(out, f"Login:   {DEMO_USER} / {p.password}   (kept in {load_settings().data_dir / LOGIN_FILE})")
     if not opts.api:
         _redis_hints(p, out, serving=False)
-        _say(out, "API not started (--no-api). Start them with `DD0C_MODE=demo dd0c-cost api` and "
-                  "`dd0c-cost worker` (or run `dd0c-cost demo` again without --no-api).")
+        cmd = command()
+        _say(out, f"API not started (--no-api). Start them with `DD0C_MODE=demo {cmd} api` and "
+                  f"`{cmd} worker` (or run `{cmd} demo` again without --no-api).")
         return
     _say(out, f"Open:    {base}/   (the dashboard; sign in with the login above)")
     _say(out, f"API:     {base}/docs")
@@ -364,7 +378,7 @@ def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
     who, keeps = ("Worker and API", "database keeps")
     if p.redis_url:
         who, keeps = "Worker, API and notifier", "database and Redis keep"
-    _say(out, f"{who} are running; Ctrl-C stops them (the {keeps} running: `dd0c-cost demo --stop`).")
+    _say(out, f"{who} are running; Ctrl-C stops them (the {keeps} running: `{command()} demo --stop`).")
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], stopping: list[str], timeout: float = 60.0) -> None:

@@ -87,6 +87,10 @@ def money(value: float) -> str:
 
 def subject(d: Digest) -> str:
     parts = [f"{d.anomaly_total} new anomal{'y' if d.anomaly_total == 1 else 'ies'}"]
+    # what a person triages from the inbox: the urgent ones, not a total swollen by info and low
+    urgent = [f"{d.by_severity[s]} {s}" for s in ("critical", "high") if d.by_severity.get(s)]
+    if urgent:
+        parts[0] += f" ({', '.join(urgent)})"
     if d.zombies:
         parts.append(f"{len(d.zombies)} open zombies wasting {money(d.zombie_waste)}/month")
     return f"dd0c/cost digest for {d.tenant}: " + ", ".join(parts)

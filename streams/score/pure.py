@@ -124,7 +124,7 @@ def _band_reason(hit: tuple[Severity, float], n: int, event: CostEvent, policy: 
     return Reason(
         "absolute_band",
         f"{usd(cost)}/h for {what(event)}, at or above the {level.value} band of {usd(edge)}/h "
-        f"(only {n} of {policy.cold_start_count} priced events needed for a z-score)",
+        f"(too early for a z-score: {n} of the {policy.cold_start_count} priced events it needs)",
         {
             "actual_hourly": cost,
             "band": level.value,

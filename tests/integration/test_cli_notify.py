@@ -112,7 +112,7 @@ def test_preview_prints_the_digest_and_the_slack_message_without_sending(sync_da
     digest = cli(url, redis_url, prefix, "notify", "preview", "digest", "--tenant", "acme")
     assert digest.returncode == 0, digest.stderr
     lines = digest.stdout.splitlines()
-    assert lines[0] == "Subject: dd0c/cost digest for acme: 2 new anomalies"
+    assert lines[0] == "Subject: dd0c/cost digest for acme: 2 new anomalies (1 critical, 1 high)"
     assert "NEW ANOMALIES (first digest): 2 (1 critical, 1 high)" in digest.stdout
     assert "$0.19/h expected vs $32.77/h" in digest.stdout and "$0.10/h expected vs $3.06/h" in digest.stdout
     assert digest.stdout.count("slack: no alert recorded") == 2  # the notifier never ran here

@@ -148,6 +148,8 @@ def test_resources_baselines_and_cost_events(sync_database_url: str) -> None:
     lines = ok(sync_database_url, "resources").splitlines()
     assert [re.split(r"\s{2,}", line)[1] for line in lines[1:3]] == ["i-0aaa", "i-0bbb"]
     assert lines[-1] == "2 resource(s); burning now: $3.2520/h"
+    cut = ok(sync_database_url, "resources", "--limit", "1").splitlines()
+    assert cut[-2:] == ["2 resource(s); burning now: $3.2520/h", "1 of 2 shown; --limit N shows more"]
     everything = json.loads(ok(sync_database_url, "resources", "--state", "all", "--format", "json"))
     assert [(r["resource_id"], r["state"], r["burning_per_hour"]) for r in everything] == [
         ("i-0aaa", "running", 0.192), ("i-0bbb", "running", 3.06), ("i-0ccc", "closed", 0.0)

@@ -394,7 +394,7 @@ async def test_digest_is_multipart_with_new_anomalies_zombies_and_top_accounts(
             assert (outcome.status, outcome.attempts) == ("sent", 1)
             [msg] = inbox.messages
             assert inbox.envelopes[0][1] == ["ops@acme.test", "cfo@acme.test"]
-            assert msg["Subject"] == "dd0c/cost digest for acme: 3 new anomalies"
+            assert msg["Subject"] == "dd0c/cost digest for acme: 3 new anomalies (1 critical, 1 high)"
             assert msg.get_content_type() == "multipart/alternative"
             types = [part.get_content_type() for part in msg.iter_parts()]
             assert types == ["text/plain", "text/html"]

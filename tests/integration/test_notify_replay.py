@@ -172,7 +172,7 @@ async def test_anomalies_after_the_last_digest_are_in_the_next_one_across_a_repl
             async with notifier(database_url, gov, notifier_config(smtp)) as n:
                 assert (await n.send_digest("default")).status == "sent"
             first = inbox.messages[0]["Subject"]
-            assert first == "dd0c/cost digest for default: 6 new anomalies"
+            assert first == "dd0c/cost digest for default: 6 new anomalies (1 high)"
 
             await append(conn, ctgen.entries([p4d_launch()]), keep_read_only=False)
             await drain(database_url)
@@ -183,7 +183,7 @@ async def test_anomalies_after_the_last_digest_are_in_the_next_one_across_a_repl
                 assert (await n.send_digest("default")).status == "sent"
                 again = await n.build_digest("default", datetime.now().astimezone())
             second = inbox.messages[1]
-            assert second["Subject"] == "dd0c/cost digest for default: 1 new anomaly"
+            assert second["Subject"] == "dd0c/cost digest for default: 1 new anomaly (1 critical)"
             text = second.get_body(("plain",)).get_content()
             assert "1 (1 critical)" in text and "p4d" in text
             assert again[0].anomaly_total == 0  # and the one after that starts after it

@@ -128,7 +128,7 @@ def test_digest_text_totals() -> None:
     wide = replace(d, running_hourly=35.5, running_accounts=7)
     assert "RUNNING NOW: $35.50/h ($25,915.00/month) in 7 accounts; the costliest:" in render_text(wide)
     assert "Running now: $35.50/h ($25,915.00/month) in 7 accounts; the costliest:" in render_html(wide)
-    assert subject(d) == "dd0c/cost digest for acme: 1 new anomaly, 2 open zombies wasting $8.00/month"
+    assert subject(d) == "dd0c/cost digest for acme: 1 new anomaly (1 critical), 2 open zombies wasting $8.00/month"
 
 
 def test_zombie_waste_is_rounded_half_up_once() -> None:

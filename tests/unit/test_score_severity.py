@@ -124,7 +124,7 @@ def test_reason_texts_name_the_money() -> None:
     assert anomaly is not None
     assert anomaly.reasons[0].text == (
         "$25.00/h for 1 x m5.large, at or above the high band of $20.00/h "
-        "(only 2 of 5 priced events needed for a z-score)"
+        "(too early for a z-score: 2 of the 5 priced events it needs)"
     )
     assert anomaly.reasons[0].data == {
         "actual_hourly": 25.0,
