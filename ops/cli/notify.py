@@ -268,7 +268,12 @@ def run_deliveries(args: argparse.Namespace) -> int:
     from streams.notify import store
 
     async def work(settings: Any, pool: Any, _gov: Any) -> int:
-        rows = await store.list_deliveries(pool, _tenant(args, settings), limit=args.limit, status=args.status)
+        tenant = _tenant(args, settings)
+        rows = await store.list_deliveries(pool, tenant, limit=args.limit, status=args.status)
+        if not rows:  # silence would read as "the command did nothing"
+            which = f"{args.status} " if args.status else ""
+            print(f"no {which}delivery recorded for tenant {tenant!r} yet (the notifier records each Slack alert and "
+                  "digest it decides on: `dd0c-cost notify daemon`)")
         for r in rows:
             print(
                 f"{r['created_at']:%Y-%m-%d %H:%M:%S}  {r['channel']:5} {r['kind']:6} {r['status']:10} "

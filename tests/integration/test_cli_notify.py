@@ -76,6 +76,8 @@ def test_notify_config_flags_and_digest_now(sync_database_url: str, redis_url: s
         "tenant": "acme", "slack": True, "email": True, "severity_floor": "critical",
         "quiet_hours": {"start": "22:00", "end": "07:00", "tz": "Europe/Berlin"},
     }
+    nothing = cli(url, redis, prefix, "notify", "deliveries", "--tenant", "acme")
+    assert nothing.returncode == 0 and nothing.stdout.startswith("no delivery recorded for tenant 'acme' yet")
     with smtp_server() as (inbox, smtp):
         digest = cli(url, redis, prefix, "notify", "digest", "--now", "--tenant", "acme",
                      DD0C_SMTP_HOST=smtp.host, DD0C_SMTP_PORT=str(smtp.port))
