@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=run_list)
 
     show = sub.add_parser("show", help="one zombie with its evidence and history")
-    show.add_argument("zombie_id")
+    show.add_argument("zombie_id", help="its id, a unique start of it, or the resource id (vol-..., nat-...)")
     _tenant(show)
     show.set_defaults(func=run_show)
 
@@ -78,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             ("snooze", "put a zombie off for some days"),
                             ("reopen", "undo an acknowledgement or a snooze")):
         action = sub.add_parser(name, help=help_text)
-        action.add_argument("zombie_id")
+        action.add_argument("zombie_id", help="its id, a unique start of it, or the resource id")
         action.add_argument("--reason", required=True, help="why (kept in the log)")
         action.add_argument("--by", default="cli", help="who (default: cli)")
         if name == "snooze":
@@ -118,6 +118,10 @@ async def _with_pool(work: Any) -> Any:
         return await work(pool)
     finally:
         await pool.close()
+
+
+def _zombies(n: int) -> str:
+    return f"{n} zombie" + ("" if n == 1 else "s")
 
 
 def _money(value: float | None) -> str:
@@ -171,7 +175,7 @@ async def hunt_accounts(pool: Any, accounts: Sequence[Any], *, regions: Sequence
 def _print_report(report: Any) -> None:
     r = report.result
     waste = sum(z.monthly_waste_usd or 0.0 for z in r.found)
-    print(f"account {report.account_id}: {r.status} - {len(r.found)} zombies, {_money(waste)}/month, "
+    print(f"account {report.account_id}: {r.status} - {_zombies(len(r.found))}, {_money(waste)}/month, "
           f"{report.resolved} resolved, regions {', '.join(r.regions_scanned) or '-'}, {r.calls_made} AWS calls"
           f" ({r.retries} retries)")
     if r.reason:
@@ -296,7 +300,7 @@ def run_list(args: argparse.Namespace) -> int:
     for z in sorted(rows, key=lambda z: -(z["monthly_waste_usd"] or 0.0)):
         print(f"{_money(z['monthly_waste_usd']):>12}  {z['status']:<12} {z['check']:<24} {z['account_id']:<12} "
               f"{z['region']:<14} {z['resource_id']}  [{z['zombie_id']}]")
-    print(f"{totals['count']} zombies, {_money(totals['monthly_waste_usd'])}/month"
+    print(f"{_zombies(totals['count'])}, {_money(totals['monthly_waste_usd'])}/month"
           + (f" ({totals['unpriced']} unpriced)" if totals["unpriced"] else ""))
     for a in totals["by_account"]:
         print(f"  account {a['account_id']}: {a['count']}, {_money(a['monthly_waste_usd'])}/month")
@@ -309,7 +313,11 @@ def run_show(args: argparse.Namespace) -> int:
     from projections.zombies import queries
 
     tenant = _tenant_of(args)
-    found = asyncio.run(_with_pool(lambda pool: queries.get_zombie(pool, tenant, args.zombie_id)))
+
+    async def work(pool: Any) -> dict[str, Any] | None:
+        return await queries.get_zombie(pool, tenant, await resolve_id(pool, tenant, args.zombie_id))
+
+    found = asyncio.run(_with_pool(work))
     if found is None:
         raise Dd0cError(f"no zombie {args.zombie_id} for tenant {tenant!r}")
     sys.stdout.write(json.dumps(json.loads(dumps(found)), indent=2) + "\n")
@@ -324,12 +332,34 @@ def run_action(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     until = now + timedelta(days=args.days) if args.action == "snooze" else None
 
-    async def work(pool: Any) -> None:
-        await record_action(pool, tenant, args.zombie_id, name, by=args.by, reason=args.reason, at=now, until=until)
+    async def work(pool: Any) -> str:
+        zid = await resolve_id(pool, tenant, args.zombie_id)
+        await record_action(pool, tenant, zid, name, by=args.by, reason=args.reason, at=now, until=until)
+        return zid
 
-    asyncio.run(_with_pool(work))
-    print(f"{args.action}: {args.zombie_id} (logged; the worker folds it into the zombies list)")
+    zid = asyncio.run(_with_pool(work))
+    print(f"{args.action}: {zid} (logged; the worker folds it into the zombies list)")
     return 0
+
+
+async def resolve_id(pool: Any, tenant: str, given: str) -> str:
+    """What a person types: the whole id, a unique start of it (as they would a git hash), or the resource id. An
+    ambiguous start is refused with the matches; anything unknown is passed on and reported as not found."""
+    text = given.strip()
+    if len(text) < 4:
+        return text
+    rows = await pool.fetch(
+        "SELECT zombie_id, resource_id, check_name FROM zombies WHERE tenant_id = $1 AND"
+        " (zombie_id = $2 OR resource_id = $2 OR starts_with(zombie_id, $2)) ORDER BY zombie_id LIMIT 6",
+        tenant, text,
+    )
+    exact = [r["zombie_id"] for r in rows if text in (r["zombie_id"], r["resource_id"])]
+    if len(exact) == 1 or (len(rows) == 1 and not exact):
+        return exact[0] if exact else str(rows[0]["zombie_id"])
+    if len(rows) > 1:
+        listed = ", ".join(f"{r['zombie_id']} ({r['check_name']} {r['resource_id']})" for r in rows[:5])
+        raise Dd0cError(f"{given!r} matches more than one zombie: {listed}; give more of the id")
+    return text
 
 
 async def record_action(pool: Any, tenant: str, zid: str, name: str, *, by: str, reason: str, at: datetime,
@@ -367,7 +397,7 @@ def run_scans(args: argparse.Namespace) -> int:
     for r in rows:
         errors = r.get("reason") or "; ".join(f"{e['region']} {e['operation']} {e['code']}"
                                               for e in r.get("errors") or ())
-        found = f"{r['zombies_found']:>4} zombie" + ("" if r["zombies_found"] == 1 else "s")
+        found = f"{r['zombies_found']:>4} zombie" + ("" if r["zombies_found"] == 1 else "s")  # aligned
         print(f"{r['scanned_at']:%Y-%m-%d %H:%M}  {r['account_id']}  {r['status']:<8} {found}"
               f"  {r['calls_made']} calls" + (f"  ! {errors}" if errors else ""))
     return 0

@@ -59,7 +59,14 @@ def test_cli_scan_list_and_thresholds(aws: Aws, sync_database_url: str, monkeypa
     assert header.split() == ["$/month", "status", "check", "account", "region", "resource", "[zombie", "id]"]
     assert row.split()[:6] == ["$3.65", "open", "unassociated_eip", aws.account_id, "us-east-1",
                                seeded.zombies["unassociated_eip"]]
-    assert total == "1 zombies, $3.65/month"
+    assert total == "1 zombie, $3.65/month"
+    zid, eip = listed["items"][0]["zombie_id"], seeded.zombies["unassociated_eip"]
+    for given in (zid, zid[:8], eip):  # the id, a unique start of it, or the resource id
+        assert main(["zombies", "show", given]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert (shown["zombie_id"], shown["resource_id"], shown["monthly_waste_usd"]) == (zid, eip, 3.65)
+    assert main(["zombies", "show", "ffffffff"]) == 1
+    assert "no zombie ffffffff for tenant 'acme'" in capsys.readouterr().err
 
 
 def test_cli_scan_records_an_account_whose_role_is_refused(
