@@ -412,23 +412,23 @@ function addLiveAnomaly(a) {
 
 // ------------------------------------------------------------------------------------------------ resources
 
-async function loadResources({ more = false } = {}) {
-  const s = state.resources;
+// A cursor-paged list kept in state[name]: the first page, or the next one appended ("Load more").
+async function loadPaged(name, route, params, more, render) {
+  const s = state[name];
   try {
-    const page = await api(ROUTES.resources, {
-      state: "running",
-      account: $("r-account").value,
-      resource_type: $("r-type").value,
-      limit: 500,
-      cursor: more ? s.cursor : undefined,
-    });
+    const page = await api(route, { ...params, cursor: more ? s.cursor : undefined });
     s.items = more ? s.items.concat(page.items) : page.items;
     s.cursor = page.next_cursor;
     s.total = page;
-    renderResources();
+    render();
   } catch (exc) {
-    reportError("resources", exc);
+    reportError(name, exc);
   }
+}
+
+function loadResources({ more = false } = {}) {
+  const filters = { state: "running", account: $("r-account").value, resource_type: $("r-type").value, limit: 500 };
+  return loadPaged("resources", ROUTES.resources, filters, more, renderResources);
 }
 
 function renderResources() {
@@ -495,17 +495,8 @@ function zombieEvidence(z) {
   return parts.join(" · ") || (CHECKS[z.check] ?? z.check);
 }
 
-async function loadZombies({ more = false } = {}) {
-  const s = state.zombies;
-  try {
-    const page = await api(ROUTES.zombies, { status: "open", limit: 200, cursor: more ? s.cursor : undefined });
-    s.items = more ? s.items.concat(page.items) : page.items;
-    s.cursor = page.next_cursor;
-    s.total = page;
-    renderZombies();
-  } catch (exc) {
-    reportError("zombies", exc);
-  }
+function loadZombies({ more = false } = {}) {
+  return loadPaged("zombies", ROUTES.zombies, { status: "open", limit: 200 }, more, renderZombies);
 }
 
 function renderZombies() {
