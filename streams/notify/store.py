@@ -416,7 +416,7 @@ async def new_anomalies(db: Db, tenant: str, after: int, *, limit: int,
         f"SELECT a.*, d.status AS slack_status, d.reason AS slack_reason FROM ({_ANOMALY_SQL}"
         f" WHERE tenant_id = $1 AND feed_id > $2 AND feed_id <= $3 AND {_BEYOND.replace('$N', '$6')}) AS a"
         " LEFT JOIN notify_deliveries d ON d.anomaly_id = a.id AND d.channel = 'slack'"
-        " ORDER BY array_position($5::text[], a.severity), a.feed_id LIMIT $4",
+        " ORDER BY array_position($5::text[], a.severity), a.event_time, a.feed_id LIMIT $4",
         tenant,
         after,
         newest,

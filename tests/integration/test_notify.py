@@ -52,7 +52,8 @@ def crit(tenant: str, n: int, **kw: Any) -> Any:
     kw.setdefault("severity", Severity.CRITICAL)
     kw.setdefault("hourly", 32.7726)
     kw.setdefault("expected", 0.192)
-    return anomaly(tenant, n, at=T0 + timedelta(minutes=n), **kw)
+    kw.setdefault("at", T0 + timedelta(minutes=n))
+    return anomaly(tenant, n, **kw)
 
 
 @asynccontextmanager
@@ -369,6 +370,26 @@ async def test_a_recorded_outcome_is_not_sent_again_even_with_the_cursor_behind(
             await n.run_once()
         assert len(slack.posts) == 1
     await gov.aclose()
+
+
+async def test_digest_lists_each_severity_in_event_time_order(database_url: str, redis_url: str) -> None:
+    """Backfilled history arrives out of order: within a severity the digest reads as a timeline, not as arrival."""
+    gov = governance(redis_url)
+    with smtp_server() as (inbox, smtp):
+        await configure(database_url, "acme", None, email="ops@acme.test")
+        async with db(database_url) as conn:
+            await insert_anomalies(conn, [
+                crit("acme", 1, severity=Severity.LOW, at=T0 + timedelta(minutes=30)),
+                crit("acme", 2, severity=Severity.LOW, at=T0 + timedelta(minutes=5)),  # arrived later, happened first
+                crit("acme", 3, at=T0 + timedelta(minutes=50)),
+            ])
+        async with notifier(database_url, gov, notifier_config(smtp)) as n:
+            assert (await n.send_digest("acme")).status == "sent"
+        text = inbox.messages[0].get_body(("plain",)).get_content()
+        listed = [line.split()[0] for line in text.splitlines() if line.startswith("  [")]
+        times = [line.rsplit("  ", 1)[1] for line in text.splitlines() if line.startswith("  [")]
+        assert listed == ["[CRITICAL]", "[LOW", "[LOW"]
+        assert times == [f"{T0 + timedelta(minutes=m):%Y-%m-%d %H:%M} UTC" for m in (50, 5, 30)]
 
 
 async def test_digest_is_multipart_with_new_anomalies_zombies_and_top_accounts(
