@@ -181,7 +181,9 @@ class IngestionService:
                 raise
             log.warning("ingestion: the gRPC server is not installed (streams.ingest_grpc); polling only")
             return
-        self.grpc_server = IngestServer(self.pool, self.settings)
+        # One archive for everything the service receives: what agents send is archived like what it polls
+        # (it was not: `ingest` of the archive then rebuilt a log without any agent's records).
+        self.grpc_server = IngestServer(self.pool, self.settings, archive=self.poller.archive)
         await self.grpc_server.start()  # logs where it listens
         self.metrics.grpc_serving = True
         self.metrics.grpc_counters = self.grpc_server.counters

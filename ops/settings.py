@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     ingestion_host: str = "127.0.0.1"  # where /healthz and /metrics listen
     ingestion_port: int = Field(default=9108, ge=0, le=65535)
     ingestion_grpc: bool = True  # run the agents' gRPC server in the service (when streams/ingest_grpc is installed)
-    ingestion_archive: bool = True  # write polled records to the raw archive (DD0C_ARCHIVE_URL) as other sources do
+    ingestion_archive: bool = True  # polled and agent records to the raw archive (DD0C_ARCHIVE_URL), as pushes go
 
     # Zombie hunter (`dd0c-cost zombies daemon`); check thresholds are per tenant (tenants.zombie_thresholds).
     zombie_interval_hours: float = Field(default=24.0, gt=0)  # time between two hunts of every account: daily

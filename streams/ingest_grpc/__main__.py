@@ -16,7 +16,11 @@ from streams.ingest_grpc.server import serve
 
 
 async def _main() -> None:
-    task = asyncio.create_task(serve())
+    from ops.settings import load_settings
+    from streams.archive import open_archive
+
+    settings = load_settings()  # alone as in the service: received batches go to the raw archive unless turned off
+    task = asyncio.create_task(serve(settings, archive=open_archive(settings) if settings.ingestion_archive else None))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)

@@ -16,11 +16,14 @@ import pytest
 
 from ops.devpki import Pki
 from ops.ingest import ingest
+from ops.ingestion import IngestionService
 from ops.settings import Settings
 from projections.db import connect, create_pool
 from streams.accounts.registry import add_account
 from streams.archive import LocalArchive
 from streams.ingest_grpc.server import IngestServer
+from streams.log.writer import open_log_writer
+from streams.poller.poll import Poller
 from tests.conftest import _create_database, _drop_database
 from tests.integration import ctgen
 from tests.integration.agent.conftest import TENANT
@@ -86,15 +89,22 @@ async def test_archived_batches_rebuild_the_same_log(database_url: str, token: s
     for path in trail.rglob("*.json*"):
         os.utime(path, (delivered, delivered))
     pool = await create_pool(database_url)
-    server = IngestServer(pool, _settings(database_url, pki), archive=LocalArchive(archive_dir))
-    assert server.counters.lag_seconds is None
-    port = await server.start()
+    # Through the ingestion service as `dd0c-cost ingestion` wires it: its one archive serves the agents too.
+    settings = _settings(database_url, pki).model_copy(update={"ingestion_port": 0})
     try:
-        agent = Proc(agent_argv("--once", "--dir", str(trail)), agent_env(token, port, tmp_path / "spool", pki),
-                     tmp_path / "agent.log")
-        assert await agent.exited() == 0, agent.output[-3000:]
+        async with open_log_writer(pool, settings) as writer:
+            poller = Poller(pool, writer, archive=LocalArchive(archive_dir))
+            service = IngestionService(pool, poller, settings, grpc=True)
+            await service.start()
+            server = service.grpc_server
+            assert server.counters.lag_seconds is None
+            try:
+                agent = Proc(agent_argv("--once", "--dir", str(trail)),
+                             agent_env(token, server.port, tmp_path / "spool", pki), tmp_path / "agent.log")
+                assert await agent.exited() == 0, agent.output[-3000:]
+            finally:
+                await service.close()
     finally:
-        await server.stop()
         await pool.close()
     assert server.counters.lag_seconds is not None and 3600 <= server.counters.lag_seconds < 3600 + 300
     through_agent = await log_counts(database_url)
