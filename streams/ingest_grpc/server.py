@@ -1,6 +1,7 @@
 """grpc.aio wiring of the Ingest service: authenticate, decode, claim + append + dead-letter, Ack after commit.
 
 Per batch, one Postgres transaction on one connection:
+  0. the stream's token must still be valid (share-locked, so a revoke takes effect from the next batch on);
   1. claim (tenant, batch_id) in agent_batches - a resend of a committed batch finds it taken and is acked with
      the first outcome (`resent`), appending nothing; a concurrent copy waits on the row lock, then finds it taken;
   2. with an archive (the ingestion service's DD0C_INGESTION_ARCHIVE), write the batch's records to it;
@@ -12,7 +13,8 @@ Per batch, one Postgres transaction on one connection:
 
 Within a stream, the next batch is decoded (CPU) while the previous one's transaction waits on Postgres; Acks go
 out in the order the batches came in. A wrong or missing token ends the stream with UNAUTHENTICATED before any
-batch is read; a failing database ends it with UNAVAILABLE (the agent keeps its spool and reconnects).
+batch is read, and a token revoked while the stream is open ends it the same way at its next batch (which stays in
+the agent's spool); a failing database ends it with UNAVAILABLE (the agent keeps its spool and reconnects).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ DECODED_AHEAD = 2  # batches decoded ahead of the one being written, per stream
 PRUNE_EVERY = 3600.0  # seconds between two prunings of old batch ids
 AGENT_HEADER = "x-dd0c-agent"
 
+_STILL_VALID = "SELECT revoked_at IS NULL FROM agent_tokens WHERE token_id = $1 FOR SHARE"
+
 _CLAIM = """
 INSERT INTO agent_batches (tenant_id, batch_id, token_id) VALUES ($1, $2, $3)
 ON CONFLICT (tenant_id, batch_id) DO NOTHING RETURNING true
@@ -56,6 +60,10 @@ ON CONFLICT (tenant_id, batch_id) DO NOTHING RETURNING true
 
 class IngestUnavailable(Dd0cError):
     """The server cannot take batches now (the database failed); the agent resends later."""
+
+
+class TokenRevoked(Dd0cError):
+    """The stream's token was revoked while it was open: its next batch is refused, not logged."""
 
 
 @dataclass
@@ -219,6 +227,10 @@ class IngestServer:
         counters = self.counters
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                # Checked per batch, under a share lock: a revoke waits for this batch to commit, and every batch
+                # after it is refused - an agent that stays connected does not keep a revoked token alive.
+                if not await conn.fetchval(_STILL_VALID, owner.token_id):
+                    raise TokenRevoked(f"agent token {owner.token_id} was revoked")
                 if not await conn.fetchval(_CLAIM, owner.tenant, batch.batch_id, owner.token_id):
                     first = await conn.fetchval(
                         "SELECT result FROM agent_batches WHERE tenant_id = $1 AND batch_id = $2",
@@ -247,6 +259,8 @@ class IngestServer:
                     "UPDATE agent_batches SET result = $3 WHERE tenant_id = $1 AND batch_id = $2",
                     owner.tenant, batch.batch_id, outcome,
                 )
+        except TokenRevoked:
+            raise
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Dd0cError) as exc:  # Dd0cError: the
             # archive or the Kafka log failed; the batch is not acked and comes again
             raise IngestUnavailable(f"{type(exc).__name__}: {exc}") from exc
@@ -308,6 +322,12 @@ class _Servicer(IngestServicer):
             while (item := await queue.get()) is not None:
                 try:
                     ack = await server.store(owner, *item)
+                except TokenRevoked as exc:
+                    server.counters.refused += 1
+                    log.warning("refused agent %s at %s mid-stream: %s; batch %s not logged", agent, peer, exc,
+                                item[0].batch_id)
+                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"dd0c ingestion refused the agent: {exc}")
+                    return
                 except IngestUnavailable as exc:
                     log.error("agent %s: cannot store batch %s: %s", agent, item[0].batch_id, exc)
                     await context.abort(grpc.StatusCode.UNAVAILABLE, f"dd0c ingestion cannot store batches now: {exc}")

@@ -127,6 +127,7 @@ def server_env(database_url: str, port: int, pki: Pki | None, *, mutual: bool = 
     env = base_env(database_url)
     env["DD0C_GRPC_PORT"] = str(port)
     env["DD0C_GRPC_HOST"] = "127.0.0.1"
+    env["DD0C_INGESTION_ARCHIVE"] = "false"  # archiving is test_agent_service's (through the service), not these
     if pki is None:
         env["DD0C_GRPC_INSECURE"] = "true"
     else:

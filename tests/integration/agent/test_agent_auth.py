@@ -14,10 +14,12 @@ from tests.integration.agent.support import (
     agent_env,
     free_port,
     log_counts,
+    records,
     server_env,
     start_server,
     wait_for,
     write_corpus,
+    write_delivery,
 )
 
 pytestmark = pytest.mark.integration
@@ -87,3 +89,40 @@ async def test_mutual_tls_wrong_or_missing_certificate_refused(database_url: str
     # The server's side: grpc core logs the failed handshake and why (the certificate did not verify / none)
     assert "Handshake failed" in server.output
     assert await log_counts(database_url) == NOTHING
+
+
+async def test_a_token_revoked_mid_stream_refuses_the_next_batch(database_url: str, token: str, pki: Pki,
+                                                                 tmp_path: Path) -> None:
+    """An agent that stays connected must not keep a revoked token alive: the batch after the revoke is refused
+    (UNAUTHENTICATED, nothing logged, the batch kept in the agent's spool) and the agent stops as for a wrong token."""
+    from projections.db import connect
+    from streams.ingest_grpc.tokens import revoke_token, token_id_of
+
+    trail = tmp_path / "trail"
+    write_delivery(trail, 1, records(1, 10))
+    port = free_port()
+    server = await start_server(server_env(database_url, port, pki), tmp_path / "server.log")
+    agent = Proc(agent_argv("--dir", str(trail)), agent_env(token, port, tmp_path / "spool", pki,
+                                                            poll_interval="0.2"), tmp_path / "agent.log")
+    try:
+        await wait_for(lambda: _rows(database_url, 10), "the first file to be logged", explain=lambda: agent.output)
+        conn = await connect(database_url)
+        try:
+            assert await revoke_token(conn, token_id_of(token)) is True
+        finally:
+            await conn.close()
+        write_delivery(trail, 2, records(11, 10))  # the same open stream sends this one next
+        assert await agent.exited() == 2, agent.output[-3000:]
+        await wait_for(lambda: "mid-stream" in server.output, "the server's log line")
+    finally:
+        agent.terminate()
+        server.terminate()
+    assert (await log_counts(database_url))["rows"] == 10  # nothing after the revoke
+    refused = next(line for line in server.output.splitlines() if "mid-stream" in line)
+    assert f"agent token {token_id_of(token)} was revoked" in refused
+    assert "refused this agent" in agent.output and "was revoked" in agent.output
+    assert len(list((tmp_path / "spool").rglob("*.batch"))) == 1  # the refused batch waits for a valid token
+
+
+async def _rows(database_url: str, want: int) -> bool:
+    return (await log_counts(database_url))["rows"] >= want
