@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from api.deps import PoolDep, PrincipalDep, SettingsDep
 from streams.accounts import (
@@ -36,6 +36,7 @@ AccountId = Annotated[str, Path(pattern=r"^[0-9]{12}$", description="12-digit AW
 
 
 class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently dropped
     account_id: str = Field(pattern=r"^[0-9]{12}$")
     name: str = ""
     access_key_id: str | None = Field(default=None, description="with secret_access_key; or give role_arn")

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import PoolDep, PrincipalDep, SettingsDep
 from schemas.events import Severity
@@ -55,18 +55,21 @@ class PanicStatus(BaseModel):
 
 
 class PanicSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently dropped
     on: bool = Field(description="true stops every notification; false resumes")
     reason: str = Field(min_length=1, max_length=1000, description="why - kept in the audit with who and when")
     scope: Literal["tenant", "global"] = "tenant"
 
 
 class QuietIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently dropped
     start: str = Field(pattern=r"^\d{1,2}:\d{2}$", examples=["22:00"])
     end: str = Field(pattern=r"^\d{1,2}:\d{2}$", examples=["07:00"])
     tz: str = Field(default="UTC", examples=["Europe/Berlin"])
 
 
 class NotificationSettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently dropped
     slack_webhook_url: str | None = Field(default=None, description="write-only; \"\" removes it")
     email_to: list[str] | None = None
     slack: bool | None = None

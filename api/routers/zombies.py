@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import PoolDep, PrincipalDep, SettingsDep
 from api.pagination import DEFAULT_PAGE, Cursor, Limit, name_cursor, page
@@ -73,6 +73,7 @@ async def get_zombie(zombie_id: str, pool: PoolDep, principal: PrincipalDep) -> 
 
 
 class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently dropped
     reason: str = Field(min_length=1, max_length=2000, description="why (kept in the log)")
 
 

@@ -128,6 +128,10 @@ async def test_api_registers_lists_and_removes_without_ever_returning_a_secret(
         bad = await client.post("/v1/aws-accounts", headers=token,
                                 json={"account_id": "111122223333x", "secret_access_key": SECRET})
         assert bad.status_code == 422
+        # the CLI's flag name instead of the API's field: refused and named, not registered without a bucket
+        misspelt = await client.post("/v1/aws-accounts", headers=token,
+                                     json={"account_id": "777788889999", "bucket": "acme-trail"})
+        assert misspelt.status_code == 422 and "bucket" in misspelt.text and "extra" in misspelt.text.lower()
         listed = await client.get("/v1/aws-accounts", headers=token)
         one = await client.get("/v1/aws-accounts/111122223333", headers=token)
         other_tenant = await client.get("/v1/aws-accounts", headers=bearer(await login(client, "gina",
