@@ -118,6 +118,15 @@ def check_account(
     if identity is not None:
         report.identity = identity.get("Arn", "")
         report.results.pop()  # needs no permission: only worth showing when it fails (bad credentials)
+        owner = str(identity.get("Account") or "")
+        if owner and owner != account.account_id:
+            # Keys (or a role) of another account would pass every probe and then poll and hunt the wrong account.
+            report.results.append(ProbeResult(
+                "sts:GetCallerIdentity", "access", "error",
+                f"these credentials belong to account {owner}, not {account.account_id}: register the keys or the "
+                "role of this account",
+            ))
+            return report
     elif report.results[-1].detail.split(":")[0] in BAD_CREDENTIALS:
         return report  # nothing else can work with credentials AWS does not accept
     _poller(report, account, session)

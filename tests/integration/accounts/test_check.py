@@ -108,6 +108,25 @@ async def test_check_names_the_permission_the_policy_leaves_out(
     assert secret not in text
 
 
+async def test_check_refuses_credentials_of_another_account(
+    database_url: str, secret_key: str, moto_url: str, aws_env: None
+) -> None:
+    """Keys of moto's account registered for 111122223333: every probe would pass, and the poller and the hunter
+    would read the wrong account. The check says whose they are and stops there."""
+    bucket = _trail_bucket(moto_url)
+    key_id, secret, _ = _reader(moto_url, bucket, [*POLLER_S3, *ZOMBIE_ACTIONS])
+    box = SecretBox([secret_key])
+    async with db(database_url) as conn:
+        account = await add_account(conn, box, "acme", "111122223333", access_key_id=key_id,
+                                    secret_access_key=secret, trail=TrailLocation(bucket=bucket))
+    report = check_account(account, make_settings(database_url, secret_key=secret_key, aws_endpoint_url=moto_url),
+                           box=box)
+    assert not report.ok and report.missing == []
+    assert [(r.action, r.outcome) for r in report.results] == [("sts:GetCallerIdentity", "error")]
+    assert report.results[0].detail.startswith(f"these credentials belong to account {MOTO_ACCOUNT}, not 111122223333")
+    assert "some probes failed for another reason" in format_check(report)
+
+
 async def test_check_without_bucket_permissions_names_both(
     database_url: str, secret_key: str, moto_url: str, aws_env: None, enforce_iam: None
 ) -> None:
