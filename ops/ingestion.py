@@ -53,6 +53,7 @@ class IngestionMetrics:
     lag: dict[str, float] = field(default_factory=dict)
     polls: int = 0
     last_poll_at: datetime | None = None
+    last_poll_errors: list[str] = field(default_factory=list)  # what the latest poll could not read
     grpc_serving: bool = False
     grpc_counters: Any = None  # streams.ingest_grpc.server.Counters of the running server: source "grpc"
 
@@ -71,6 +72,7 @@ class IngestionMetrics:
         self.polls += 1
         self.errors["s3"] += len(report.errors)
         self.last_poll_at = at
+        self.last_poll_errors = list(report.errors)
 
     def _grpc_lag_known(self) -> bool:
         return self.grpc_counters is not None and self.grpc_counters.lag_seconds is not None
@@ -233,11 +235,16 @@ class IngestionService:
             log.warning("healthz: database check failed: %s", exc)
             database = f"error: {type(exc).__name__}"
         m = self.metrics
+        # degraded (still 200: the service runs and takes agents) when the latest poll failed somewhere, so a
+        # monitor sees a bucket that cannot be read instead of "ok"
+        status = "unavailable" if database != "ok" else "degraded" if m.last_poll_errors else "ok"
         doc = {
-            "status": "ok" if database == "ok" else "unavailable",
+            "status": status,
             "database": database,
             "polls": m.polls,
             "last_poll_at": m.last_poll_at.isoformat() if m.last_poll_at else None,
+            "last_poll_errors": len(m.last_poll_errors),
+            "first_errors": m.last_poll_errors[:3],
             "grpc": "serving" if m.grpc_serving else "off",
         }
         return (200 if database == "ok" else 503), "application/json", orjson.dumps(doc)

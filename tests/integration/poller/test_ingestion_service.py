@@ -79,12 +79,20 @@ async def test_healthz_and_metrics_after_a_poll(pool: object, aws_env: str, buck
                 health = await client.get("/healthz")
                 metrics = await client.get("/metrics")
                 missing = await client.get("/nope")
+                # an account whose bucket cannot be read: the service keeps running, and says so
+                await register(pool, "no-such-bucket-here", "333344445555")
+                second = await service.run(once=True)
+                assert second is not None and len(second.errors) == 2  # yesterday's and today's folder
+                degraded = (await client.get("/healthz")).json()
         finally:
             await service.close()
+    assert (degraded["status"], degraded["polls"], degraded["last_poll_errors"]) == ("degraded", 2, 2)
+    assert "NoSuchBucket" in degraded["first_errors"][0] and "no-such-bucket-here" in degraded["first_errors"][0]
 
     assert health.status_code == 200
     doc = health.json()
     assert (doc["status"], doc["database"], doc["polls"], doc["grpc"]) == ("ok", "ok", 1, "serving")
+    assert (doc["last_poll_errors"], doc["first_errors"]) == (0, [])
     assert missing.status_code == 404
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = metrics.text
@@ -96,7 +104,7 @@ async def test_healthz_and_metrics_after_a_poll(pool: object, aws_env: str, buck
     assert sample(text, "dd0c_ingest_rejects_total", "s3") == 0
     assert sample(text, "dd0c_poll_errors_total", "s3") == 0
     assert sample(text, "dd0c_ingest_lag_seconds", "s3") >= 0
-    assert sample(text, "dd0c_polls_total") == 1
+    assert sample(text, "dd0c_polls_total") == 1  # /metrics was read after the first poll
     assert sample(text, "dd0c_grpc_serving") == 1
     assert sample(text, "dd0c_ingest_events_total", "grpc") == 0  # no agent connected
     assert "# TYPE dd0c_ingest_lag_seconds gauge" in text
