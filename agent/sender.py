@@ -40,6 +40,10 @@ class Refused(Dd0cError):
     """The server refused this agent's credentials: retrying cannot help."""
 
 
+class GaveUp(Dd0cError):
+    """`--once` could not reach the server in `once_attempts` tries; the spool keeps every batch for the next run."""
+
+
 def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds to wait before reconnect `attempt` (1, 2, ...): exponential, capped, jittered into [d/2, d)."""
     ceiling = min(cap, initial * 2 ** min(attempt - 1, 30))
@@ -96,6 +100,12 @@ class Sender:
                     raise Refused(f"refused by {self.settings.server}: {exc.details()}") from None
                 code, details = exc.code().name, exc.details() or ""
             attempt = 1 if self._last_progress else attempt + 1
+            if self.settings.once and attempt >= self.settings.once_attempts:
+                log.error("connection to %s failed: %s: %s%s", self.settings.server, code, details,
+                          self._hint(details))
+                raise GaveUp(f"giving up after {attempt} failed connection(s) to {self.settings.server} (--once; "
+                             f"DD0C_AGENT_ONCE_ATTEMPTS): {code}: {details}{self._hint(details)}; "
+                             f"{self.spool.unacked()} batch(es) stay in the spool for the next run")
             delay = backoff_delay(attempt, self.settings.backoff_initial, self.settings.backoff_max)
             log.warning("connection to %s failed: %s: %s%s; reconnecting in %.2f s (attempt %d, %d batch(es) "
                         "spooled)", self.settings.server, code, details, self._hint(details), delay, attempt,
@@ -107,6 +117,10 @@ class Sender:
     def _hint(self, details: str) -> str:
         """What a failure to connect most likely means, for the log line."""
         lowered = details.lower()
+        if "hostname verification" in lowered or "subject alternative name" in lowered:
+            expected = self.settings.server_name or self.settings.server.rsplit(":", 1)[0]
+            return (f" - the server's certificate does not name {expected!r}: set --server-name "
+                    "(DD0C_AGENT_SERVER_NAME) to a name in it, or connect by that name")
         if any(word in lowered for word in _TLS_WORDS):
             return (" - a TLS problem: check DD0C_AGENT_CA_FILE / SERVER_NAME against the server's certificate")
         if self._credentials is not None and "failed to connect" in lowered and "refused" not in lowered:

@@ -41,6 +41,9 @@ class AgentSettings(BaseSettings):
     backoff_max: float = Field(default=30.0, gt=0)  # ... doubled each failed attempt up to this, with jitter
     compression: bool = False  # gzip on the wire: worth it over a WAN, costs CPU on a fast link
     once: bool = False  # read what the sources hold now, wait until all of it is acked, then exit
+    # with `once`: failed connections in a row before giving up (exit 1, batches kept in the spool) - a one-shot
+    # run against a wrong certificate or a server that is not there must end, not retry forever
+    once_attempts: int = Field(default=8, ge=1)
 
 
 def load_agent_settings(**overrides: object) -> AgentSettings:

@@ -126,3 +126,24 @@ async def test_a_token_revoked_mid_stream_refuses_the_next_batch(database_url: s
 
 async def _rows(database_url: str, want: int) -> bool:
     return (await log_counts(database_url))["rows"] >= want
+
+
+async def test_once_gives_up_on_a_certificate_that_names_another_host(database_url: str, token: str, pki: Pki,
+                                                                        tmp_path: Path) -> None:
+    """`--once` against a server whose certificate does not carry the expected name: the hint names the fix, and
+    after DD0C_AGENT_ONCE_ATTEMPTS tries it exits 1 with its batch kept, instead of retrying until killed."""
+    trail = tmp_path / "trail"
+    write_corpus(trail, 1, 10)
+    port = free_port()
+    server = await start_server(server_env(database_url, port, pki), tmp_path / "server.log")
+    try:
+        agent = Proc(agent_argv("--once", "--dir", str(trail)),
+                     agent_env(token, port, tmp_path / "spool", pki, server_name="cost.wrong.example",
+                               once_attempts="3"), tmp_path / "agent.log")
+        assert await agent.exited(within=60) == 1, agent.output[-3000:]
+    finally:
+        server.terminate()
+    assert "the server's certificate does not name 'cost.wrong.example': set --server-name" in agent.output
+    assert "giving up after 3 failed connection(s)" in agent.output
+    assert "1 batch(es) stay in the spool for the next run" in agent.output
+    assert await log_counts(database_url) == NOTHING
