@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,8 +64,12 @@ def _write(path: Path, cert: x509.Certificate | None, key: ec.EllipticCurvePriva
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     else:
         assert key is not None
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+        # unencrypted private keys: readable by their owner only, from the moment the file exists
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+        with os.fdopen(fd, "wb") as out:
+            out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
     return path
 
 
