@@ -1,4 +1,4 @@
-"""The throwaway PKI of `python -m ops.devpki`: private keys for their owner only, certificates for anyone."""
+"""The throwaway PKI of `python -m ops.devpki`: private keys for their owner only, whatever the umask."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 from ops.devpki import make_pki
 
 
-def test_private_keys_are_0600_and_certificates_0644(tmp_path: Path) -> None:
+def test_private_keys_are_readable_by_their_owner_only(tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
     keys = (pki.server_key, pki.client_key, pki.rogue_key)
     certs = (pki.ca, pki.server_cert, pki.client_cert, pki.rogue_cert)
     assert {stat.S_IMODE(Path(k).stat().st_mode) for k in keys} == {0o600}
-    assert {stat.S_IMODE(Path(c).stat().st_mode) & 0o077 for c in certs} != {0}  # public: readable by others
+    assert all(Path(c).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----") for c in certs)  # umask decides
     assert all(Path(k).read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----") for k in keys)
