@@ -168,6 +168,9 @@ class Sender:
                     self.resent_acks += ack.resent
                     self._last_progress = True
                     log.debug("batch %s acked: %s", ack.batch_id, str(ack).replace("\n", " "))
+                    if ack.rejected and not ack.resent:  # the reasons are in the server's dead letters
+                        log.warning("batch %s: the server rejected %d record(s) (see `dd0c-cost dead-letters` on the "
+                                    "dd0c/cost side)", ack.batch_id, ack.rejected)
                     self.wake.set()
                 if writer.done():  # we said done_writing and the server closed: raise what the writer met
                     await writer

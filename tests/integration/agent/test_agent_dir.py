@@ -182,4 +182,5 @@ async def test_cases_r01_r02_truncated_as_ingest_does(database_url: str, token: 
     finally:
         await conn.close()
     assert totals == {"skipped": 1, "duplicate": 1, "rejected": 1}  # the same through the agent
+    assert "the server rejected 1 record(s) (see `dd0c-cost dead-letters`" in agent.output  # said on both sides
     assert str(files["digest_folder"]) not in agent.output  # the CloudTrail-Digest folder is not even walked
