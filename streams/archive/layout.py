@@ -58,11 +58,41 @@ def unique_id(received_at: datetime) -> str:
 def build_files(tenant: str, entries: Iterable[LogEntry], received_at: datetime) -> list[ArchiveFile]:
     """One file per (account, region) of the batch, records in batch order; gzip with mtime 0 (same bytes for
     the same records)."""
-    if received_at.tzinfo is None:
-        raise ArchiveError(f"received_at must be timezone-aware (got {received_at!r})")
     groups: dict[tuple[str, str], list[object]] = {}
     for entry in entries:
         groups.setdefault((entry.account_id, entry.region), []).append(entry.record)
+    return group_files(tenant, groups, received_at)
+
+
+def gzip_member(document: bytes) -> bytes:
+    """A received document as one gzip member: as it came when it is gzipped already (CloudTrail's delivery files
+    are), else compressed here."""
+    return document if document[:2] == b"\x1f\x8b" else gzip.compress(document, compresslevel=6, mtime=0)
+
+
+def records_member(records: list[object]) -> bytes:
+    return gzip.compress(orjson.dumps({"Records": records}), compresslevel=6, mtime=0)
+
+
+def member_files(tenant: str, members: dict[tuple[str, str], list[bytes]], counts: dict[tuple[str, str], int],
+                 received_at: datetime) -> list[ArchiveFile]:
+    """One file per (account, region) of a batch whose documents were kept as they came: the gzip members one after
+    the other (a multi-member gzip file is still one gzip file; read back, it is the documents in turn, which
+    `dd0c-cost ingest` reads like any CloudTrail file). No record is decoded or encoded again for the archive,
+    and a batch of many small delivery files costs one durable write per account and region, not one per file."""
+    if received_at.tzinfo is None:
+        raise ArchiveError(f"received_at must be timezone-aware (got {received_at!r})")
+    return [
+        ArchiveFile(key=file_key(tenant, account, region, received_at, unique_id(received_at)), account_id=account,
+                    region=region, records=counts[(account, region)], data=b"".join(parts))
+        for (account, region), parts in members.items()
+    ]
+
+
+def group_files(tenant: str, groups: dict[tuple[str, str], list[object]], received_at: datetime) -> list[ArchiveFile]:
+    """One file per (account, region) group of records."""
+    if received_at.tzinfo is None:
+        raise ArchiveError(f"received_at must be timezone-aware (got {received_at!r})")
     files = []
     for (account, region), records in groups.items():
         body = gzip.compress(orjson.dumps({"Records": records}), compresslevel=6, mtime=0)

@@ -35,23 +35,34 @@ class LocalArchive:
         self.location = str(root)
 
     def put(self, key: str, data: bytes) -> None:
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself must survive a crash
-        finally:
-            os.close(dir_fd)
+        self.put_many([(key, data)])
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Each file written to a temporary name, fsynced and renamed; then each folder fsynced once (the renames
+        must survive a crash too). A batch of delivery files mostly shares one day's folder: one folder sync for
+        all of them instead of one per file."""
+        folders: dict[Path, None] = {}
+        for key, data in items:
+            path = self.root / key
+            if path.parent not in folders:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                folders[path.parent] = None
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        for folder in folders:
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
 
 
 class S3Archive:
@@ -92,12 +103,29 @@ def archive_entries(
 ) -> list[ArchiveFile]:
     """Write `entries` (one batch) as CloudTrail files; returns what was written (keys below the root)."""
     files = build_files(tenant, entries, received_at)
+    write_files(archive, files)
+    return files
+
+
+def write_files(archive: RawArchive, files: Sequence[ArchiveFile]) -> None:
+    """Files already built (streams.archive.layout), each durable when this returns."""
+    many = getattr(archive, "put_many", None)
+    if many is not None and len(files) > 1:
+        try:
+            many([(f.key, f.data) for f in files])
+        except OSError as exc:
+            raise ArchiveError(f"cannot write {len(files)} files to {archive.location}: {exc.strerror or exc}") from exc
+        return
     for f in files:
         try:
             archive.put(f.key, f.data)
         except OSError as exc:
             raise ArchiveError(f"cannot write {archive.location}/{f.key}: {exc.strerror or exc}") from exc
-    return files
+
+
+async def write_files_async(archive: RawArchive, files: Sequence[ArchiveFile]) -> None:
+    if files:
+        await asyncio.to_thread(write_files, archive, files)
 
 
 async def archive_entries_async(

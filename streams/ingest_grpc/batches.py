@@ -27,6 +27,7 @@ from schemas import cloudtrail
 from schemas.events import LogEntry, LogKind, Rejected
 from schemas.ingest_pb2 import Batch
 from streams.accounts.admission import OPEN, Admission
+from streams.archive import ArchiveFile, gzip_member, member_files, records_member
 
 _MIDNIGHT = time(0, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -38,6 +39,7 @@ class Decoded:
     rejected: list[Rejected] = field(default_factory=list)  # in reading order
     skipped: int = 0  # documents that are not events (digests, ...), as the agent reported them or the reader found
     received_at: datetime = _EPOCH  # the ingested_at of every entry
+    archive_files: list[ArchiveFile] = field(default_factory=list)  # with `archive_documents`: what to archive
 
     @property
     def records(self) -> int:
@@ -57,13 +59,18 @@ def counted_entry(tenant: str, account: str, day: date, source: str) -> LogEntry
 
 def decode(
     batch: Batch, *, tenant: str, ingested_at: datetime, keep_read_only: bool = False, admission: Admission = OPEN,
-    whole_records: bool = False,
+    archive_documents: bool = False,
 ) -> Decoded:
-    """`whole_records`: every entry with its record (no counted entries), for an archive."""
+    """`archive_documents`: also say what goes to the raw archive (`archive_files`): one file per (account, region)
+    of the batch, of the documents as they came where a document holds one (account, region) - every CloudTrail
+    delivery file - and of a mixed document's records split by (account, region). Read-only records stay on the
+    fast path: the archive needs no entry built for them."""
     out = Decoded(received_at=ingested_at)
     raw_record, to_entry = cloudtrail.RawRecord, cloudtrail.to_log_entry
-    read_only_day = None if keep_read_only or whole_records else cloudtrail.read_only_day
+    read_only_day = None if keep_read_only else cloudtrail.read_only_day
     admits = admission.admits
+    members: dict[tuple[str, str], list[bytes]] = {}  # archive: gzip members per (account, region) of the batch
+    counts: dict[tuple[str, str], int] = {}
     for part in batch.parts:
         source = part.source
         out.skipped += sum(part.skipped.values())
@@ -74,6 +81,7 @@ def decode(
         locators = part.locators
         run: list[LogEntry] = []
         counted: dict[tuple[str, date], LogEntry] = {}  # one (frozen) counted entry per account and day, reused
+        groups: dict[tuple[str, str], list[object]] = {}  # archive: the part's readable records by (account, region)
         for index, item in enumerate(cloudtrail.read_bytes(part.document, source)):
             if isinstance(item, raw_record):
                 day = read_only_day(item.record, ingested_at) if read_only_day is not None else None
@@ -82,10 +90,14 @@ def decode(
                     if entry is None:
                         entry = counted[day] = counted_entry(tenant, day[0], day[1], source)
                     out.entries.append(entry)
+                    if archive_documents:  # read_only_day vouched for awsRegion being a string
+                        groups.setdefault((day[0], item.record["awsRegion"]), []).append(item.record)
                     continue
                 locator = locators[index] if index < len(locators) else item.locator
                 item = to_entry(item, tenant=tenant, ingested_at=ingested_at, source=source)
                 if isinstance(item, LogEntry):
+                    if archive_documents:
+                        groups.setdefault((item.account_id, item.region), []).append(item.record)
                     item = admission.check(item, locator)
             if isinstance(item, LogEntry):
                 run.append(item)
@@ -96,6 +108,16 @@ def decode(
                 _note(out, item)
         run.sort(key=_order)
         out.entries.extend(run)
+        if len(groups) == 1:  # every CloudTrail delivery file: the document itself
+            [(pair, records)] = groups.items()
+            members.setdefault(pair, []).append(gzip_member(part.document))
+            counts[pair] = counts.get(pair, 0) + len(records)
+        else:  # several accounts or regions in one document: their records, split as the layout wants
+            for pair, records in groups.items():
+                members.setdefault(pair, []).append(records_member(records))
+                counts[pair] = counts.get(pair, 0) + len(records)
+    if members:
+        out.archive_files = member_files(tenant, members, counts, ingested_at)
     return out
 
 

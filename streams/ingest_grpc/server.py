@@ -37,7 +37,7 @@ from schemas.events import Dd0cError
 from schemas.ingest_pb2 import Ack, Batch
 from schemas.ingest_pb2_grpc import IngestServicer, add_IngestServicer_to_server
 from streams.accounts.admission import load_admission
-from streams.archive import RawArchive, archive_entries_async
+from streams.archive import RawArchive, write_files_async
 from streams.ingest_grpc.batches import Decoded, decode
 from streams.ingest_grpc.tokens import TokenOwner, find_token, token_id_of
 from streams.log.postgres import dead_letters
@@ -238,9 +238,8 @@ class IngestServer:
                     )
                     counters.resent += 1
                     return Ack(batch_id=batch.batch_id, sequence=batch.sequence, resent=True, **_ack_fields(first))
-                if self.archive is not None and decoded.entries:
-                    await archive_entries_async(self.archive, owner.tenant, decoded.entries,
-                                                received_at=decoded.received_at)
+                if self.archive is not None:
+                    await write_files_async(self.archive, decoded.archive_files)
                 held = _HELD.set(conn)
                 try:
                     result = await self._writer.append(decoded.entries) if decoded.entries else None
@@ -311,7 +310,7 @@ class _Servicer(IngestServicer):
                 async for batch in request_iterator:
                     admission = await load_admission(server.pool, owner.tenant)  # per batch: new registrations apply
                     decoded = decode(batch, tenant=owner.tenant, ingested_at=datetime.now(UTC), keep_read_only=keep,
-                                     admission=admission, whole_records=server.archive is not None)
+                                     admission=admission, archive_documents=server.archive is not None)
                     await queue.put((batch, decoded))
             finally:
                 await queue.put(None)

@@ -125,3 +125,33 @@ def test_decode_counts_read_only_records_as_ingest_does() -> None:
     assert (c.tenant, c.account_id, c.event_time.date().isoformat(), c.read_only, c.record) == (
         "acme", "111122223333", "2024-05-01", True, {})
     assert whole[0].event_id == "00000000-0000-4000-8000-000000000004" and not whole[0].read_only
+
+
+def test_decode_archives_documents_as_they_came_one_file_per_account_and_region() -> None:
+    """The raw archive of the agent's batches: a delivery file (one account and region) is kept byte for byte as
+    a gzip member, read-only records included and still only counted for the log; a document mixing accounts is
+    split by (account, region); each (account, region) of the batch is one file, its members one after the other,
+    which the reader reads back as every record. Nothing unreadable is archived on its own."""
+    import gzip
+
+    from schemas import cloudtrail
+
+    one = _part("AWSLogs/a.json.gz", [ctgen.describe_instances(1, at=AT), ctgen.run_instances(2, at=AT)],
+                ["record 1", "record 2"])
+    as_delivered = gzip.compress(one.document, mtime=0)
+    delivered = Part(source=one.source, document=as_delivered, locators=one.locators)
+    other = ctgen.run_instances(3, at=AT)
+    other["recipientAccountId"] = other["userIdentity"]["accountId"] = "444455556666"
+    mixed = _part("push", [ctgen.run_instances(4, at=AT), other], ["record 1", "record 2"])
+    empty = _part("junk", [{"eventName": "nothing"}], ["record 1"])
+    batch = Batch(batch_id="x:1", sequence=1, parts=[delivered, mixed, empty])
+    out = decode(batch, tenant="acme", ingested_at=AT, archive_documents=True)
+    assert sum(1 for e in out.entries if not e.event_id) == 1  # the read-only record: counted, not stored
+    files = out.archive_files
+    assert [(f.account_id, f.region, f.records) for f in files] == [
+        ("111122223333", "us-east-1", 3), ("444455556666", "us-east-1", 1)]
+    assert files[0].data.startswith(as_delivered)  # the delivery file byte for byte: no re-encoding
+    assert files[0].key.startswith("acme/AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/111122223333_CloudTrail_")
+    read_back = [[item.record["eventID"][-2:] for item in cloudtrail.read_bytes(f.data, f.key)] for f in files]
+    assert read_back == [["01", "02", "04"], ["03"]]
+    assert decode(batch, tenant="acme", ingested_at=AT).archive_files == []  # no archive: nothing built

@@ -109,7 +109,12 @@ async def test_archived_batches_rebuild_the_same_log(database_url: str, token: s
     assert server.counters.lag_seconds is not None and 3600 <= server.counters.lag_seconds < 3600 + 300
     through_agent = await log_counts(database_url)
     assert (through_agent["rows"], through_agent["read_only"]) == (80, 20)
-    assert sorted(p.name.split("_")[1] for p in archive_dir.rglob("*.json.gz")) == ["CloudTrail"]  # one file
+    archived = sorted(archive_dir.rglob("*.json.gz"))
+    # one file per (account, region) of each batch, in CloudTrail's layout, holding the delivery files as they came
+    assert {tuple(p.name.split("_")[:3]) for p in archived} == {(A1, "CloudTrail", "us-east-1")}
+    originals = [p.read_bytes() for p in trail.rglob("*.json.gz")]
+    joined = b"".join(p.read_bytes() for p in archived)
+    assert all(original in joined for original in originals) and len(joined) == sum(map(len, originals))
     other = await _create_database()
     try:
         conn = await connect(other)
