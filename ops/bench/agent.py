@@ -1,10 +1,11 @@
 """Agent -> gRPC server -> log on loopback: events/s and the agent's peak RSS, against file ingest of the same files.
 
 Three children, each pinned to one core: the ingestion server (`python -m streams.ingest_grpc`, TLS with a
-throwaway PKI from ops/devpki.py, archiving every batch as deployed) on the first usable core, the agent (`python -m agent --once --dir CORPUS`) on
-the last, and then - as the same-run baseline - `dd0c-cost ingest`'s code (ops.bench.ingest_child) on the same
-files into a fresh database. Postgres is not pinned. events/s = records read / the agent's wall time, from its
-start to the last acknowledgement (all of them durable in the log); peak RSS from the agent's own VmHWM.
+throwaway PKI from ops/devpki.py, archiving every batch as deployed) on the first usable core, the agent
+(`python -m agent --once --dir CORPUS`) on the last, and then - as the same-run baseline - `dd0c-cost ingest`'s
+code (ops.bench.ingest_child) on the same files into a fresh database. Postgres is not pinned. events/s = records
+read / the agent's wall time, from its start to the last acknowledgement (all of them durable in the log); peak
+RSS from the agent's own VmHWM.
 """
 
 from __future__ import annotations
