@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import time
 import warnings
 from pathlib import Path
+
+from schemas.events import Dd0cError
 
 log = logging.getLogger("dd0c.embedded")
 
@@ -47,13 +51,43 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
 
 
-def stop_embedded(data_dir: Path) -> bool:
+def process_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a daemon's parent is init, which may be slow to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if process_alive(pid) else None
+
+
+def stop_embedded(data_dir: Path, *, timeout: float = 15.0) -> bool:
+    """Stop the embedded server. pgserver stops it when its last handle closes, counting handles by pid in
+    .handle_pids.json; a process that was killed never takes its pid out, and then this stopped nothing while
+    saying it had. So: let pgserver close its handles, and stop whatever still runs ourselves (a fast shutdown:
+    open sessions are rolled back, committed data is safe)."""
     pgdata = _pgdata(data_dir)
     if not (pgdata / "postmaster.pid").exists():
         return False
     quiet()
     import pgserver
 
+    postmaster = _postmaster_pid(pgdata)
     server = pgserver.get_server(str(pgdata), cleanup_mode="stop")
     server.cleanup()
+    if postmaster is not None and process_alive(postmaster):
+        log.info("embedded postgres: handles of other processes remain; stopping pid %d", postmaster)
+        os.kill(postmaster, signal.SIGINT)  # PostgreSQL's fast shutdown
+        deadline = time.monotonic() + timeout
+        while process_alive(postmaster) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if process_alive(postmaster):
+            raise Dd0cError(f"the embedded PostgreSQL (pid {postmaster}) did not stop within {timeout:.0f}s")
+    (pgdata / ".handle_pids.json").unlink(missing_ok=True)  # no handle outlives the server
     return True

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from ops.embedded import process_alive
 from schemas.events import Dd0cError
 
 SOCKET_MAX = 100  # sun_path holds 108 bytes on Linux; keep a margin
@@ -122,14 +123,6 @@ def start(data_dir: Path, *, timeout: float = 10.0) -> str:
     return url_for(sock)
 
 
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie (a daemon's parent is init, which may be slow to reap it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def stop(data_dir: Path, *, timeout: float = 10.0) -> bool:
     """Stop the embedded Redis (SIGTERM: it finishes its append-only file); False if none was running."""
     pid = _pid(data_dir)
@@ -138,8 +131,8 @@ def stop(data_dir: Path, *, timeout: float = 10.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     # its pid file goes first, then the process: wait for the process, so a start right after cannot race it
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if process_alive(pid):
         raise EmbeddedRedisError(f"the embedded Redis (pid {pid}) did not stop within {timeout:.0f}s")
     return True

@@ -12,12 +12,14 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from redis import Redis
 
 from ops import embedded_redis
+from ops.embedded import process_alive
 from ops.settings import load_settings
 from streams.notify.governance import Governance
 
@@ -81,7 +83,7 @@ def test_panic_survives_a_restart_and_stop_ends_it(data_dir: Path) -> None:
     assert asyncio.run(set_and_read(url)) == "alert flood"
     pid = _pid(data_dir)
     assert embedded_redis.stop(data_dir) is True
-    assert not embedded_redis._alive(pid)
+    assert not process_alive(pid)
     assert embedded_redis.running_url(data_dir) is None and load_settings().redis_url is None
     assert embedded_redis.stop(data_dir) is False  # nothing left to stop
     again = embedded_redis.start(data_dir)
@@ -122,9 +124,23 @@ def test_the_fully_embedded_demo_then_panic_from_the_cli_then_stop(data_dir: Pat
         assert (shown["active"], shown["global"]["reason"]) == (True, "trying it"), shown
         audit = [(a["scope"], a["action"], a["reason"]) for a in shown["audit"]]
         assert audit == [("global", "on", "trying it")], shown  # audited in the embedded Postgres
+        # A process attached to the embedded database dies without closing its handle (kill -9 of a worker):
+        # `demo --stop` must still stop the server, not just say so.
+        worker = subprocess.Popen([sys.executable, "-m", "ops", "worker", "--poll", "0.2"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        handles = (data_dir / "pgdata" / ".handle_pids.json").resolve()
+        for _ in range(200):
+            if handles.exists() and worker.pid in json.loads(handles.read_text() or "[]"):
+                break
+            time.sleep(0.05)
+        assert worker.pid in json.loads(handles.read_text()), "the worker never attached"
+        worker.kill()
+        worker.wait()
+        postmaster = int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
     finally:
         stop = cli("demo", "--stop")
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert f"stopped the embedded Redis under {data_dir}" in stop.stdout
     assert "stopped the embedded PostgreSQL" in stop.stdout
+    assert not process_alive(postmaster)  # really stopped, the dead worker's handle notwithstanding
     assert embedded_redis.running_url(data_dir) is None
