@@ -184,7 +184,11 @@ class Governance:
     async def tenant_panics(self) -> dict[str, Panic]:
         """Every tenant whose own switch is on (for an operator looking at the global view)."""
         head = f"{self._p}:panic:tenant:"
-        keys = sorted([k async for k in self._r.scan_iter(match=f"{head}*", count=500)])
+
+        async def scan() -> list[str]:
+            return sorted([k async for k in self._r.scan_iter(match=f"{head}*", count=500)])
+
+        keys = await self._call(scan())  # Redis down: GovernanceUnavailable, as every other question
         if not keys:
             return {}
         values = await self._call(self._r.mget(keys))

@@ -88,3 +88,17 @@ async def test_redis_down_answers_503_and_audits_nothing(database_url: str) -> N
         assert r.status_code == 503 and "Redis unavailable" in r.text
     async with db(database_url) as conn:
         assert await store.panic_history(conn, "acme") == []
+
+
+async def test_the_operators_list_of_silenced_tenants_fails_safe_when_redis_is_down() -> None:
+    """`panic status` without --tenant lists tenants still silenced; with Redis down that question must end as
+    every other one does (GovernanceUnavailable: a one-line error), not as a raw Redis traceback."""
+    from streams.notify.governance import Governance, GovernanceUnavailable
+    from tests.integration.notify_support import closed_redis_url
+
+    gov = Governance.connect(closed_redis_url(), timeout=0.5)
+    try:
+        with pytest.raises(GovernanceUnavailable, match="Redis unavailable"):
+            await gov.tenant_panics()
+    finally:
+        await gov.aclose()
