@@ -71,6 +71,7 @@ def gzip_member(document: bytes) -> bytes:
 
 
 def records_member(records: list[object]) -> bytes:
+    """Records as one CloudTrail document, gzipped with mtime 0 (the same records give the same bytes)."""
     return gzip.compress(orjson.dumps({"Records": records}), compresslevel=6, mtime=0)
 
 
@@ -95,7 +96,7 @@ def group_files(tenant: str, groups: dict[tuple[str, str], list[object]], receiv
         raise ArchiveError(f"received_at must be timezone-aware (got {received_at!r})")
     files = []
     for (account, region), records in groups.items():
-        body = gzip.compress(orjson.dumps({"Records": records}), compresslevel=6, mtime=0)
+        body = records_member(records)
         key = file_key(tenant, account, region, received_at, unique_id(received_at))
         files.append(ArchiveFile(key=key, account_id=account, region=region, records=len(records), data=body))
     return files

@@ -109,12 +109,12 @@ def archive_entries(
 
 def write_files(archive: RawArchive, files: Sequence[ArchiveFile]) -> None:
     """Files already built (streams.archive.layout), each durable when this returns."""
-    many = getattr(archive, "put_many", None)
-    if many is not None and len(files) > 1:
+    many = getattr(archive, "put_many", None)  # a local folder syncs each folder once for the lot
+    if many is not None:
         try:
             many([(f.key, f.data) for f in files])
         except OSError as exc:
-            raise ArchiveError(f"cannot write {len(files)} files to {archive.location}: {exc.strerror or exc}") from exc
+            raise ArchiveError(f"cannot write {exc.filename or archive.location}: {exc.strerror or exc}") from exc
         return
     for f in files:
         try:

@@ -4,7 +4,8 @@ Per batch, one Postgres transaction on one connection:
   0. the stream's token must still be valid (share-locked, so a revoke takes effect from the next batch on);
   1. claim (tenant, batch_id) in agent_batches - a resend of a committed batch finds it taken and is acked with
      the first outcome (`resent`), appending nothing; a concurrent copy waits on the row lock, then finds it taken;
-  2. with an archive (the ingestion service's DD0C_INGESTION_ARCHIVE), write the batch's records to it;
+  2. with an archive (DD0C_INGESTION_ARCHIVE), write the batch's documents to it as they came (decode builds
+     them: one file per account and region);
   3. append the entries through the log writer (streams/log/writer.py; `_BatchPool` hands it this transaction's
      connection, so on Postgres the entries commit with the claim - and on Kafka the read-only counts do);
   4. dead-letter what the reader rejected (or the tenant's account admission refused), with its reason, and
