@@ -38,10 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.stop:
         return orchestrate.stop()
-    from ops.demo.generate import MIN_DAYS
+    from ops.demo.generate import require_days
 
-    if args.days < MIN_DAYS:  # before any server starts or any file is read, not after the corpus
-        raise Dd0cError(f"--days must be at least {MIN_DAYS} (the incidents use the last five days)")
+    require_days(args.days)  # before any server starts or any file is read, not after the corpus
     settings = load_settings()
     host = args.host or settings.api_host
     if not loopback(host):

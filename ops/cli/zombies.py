@@ -120,8 +120,8 @@ async def _with_pool(work: Any) -> Any:
         await pool.close()
 
 
-def _zombies(n: int) -> str:
-    return f"{n} zombie" + ("" if n == 1 else "s")
+def _zombies(n: int, width: int = 0) -> str:
+    return f"{n:>{width}} zombie" + ("" if n == 1 else "s")
 
 
 def _money(value: float | None) -> str:
@@ -397,8 +397,7 @@ def run_scans(args: argparse.Namespace) -> int:
     for r in rows:
         errors = r.get("reason") or "; ".join(f"{e['region']} {e['operation']} {e['code']}"
                                               for e in r.get("errors") or ())
-        found = f"{r['zombies_found']:>4} zombie" + ("" if r["zombies_found"] == 1 else "s")  # aligned
-        print(f"{r['scanned_at']:%Y-%m-%d %H:%M}  {r['account_id']}  {r['status']:<8} {found}"
+        print(f"{r['scanned_at']:%Y-%m-%d %H:%M}  {r['account_id']}  {r['status']:<8} {_zombies(r['zombies_found'], 4)}"
               f"  {r['calls_made']} calls" + (f"  ! {errors}" if errors else ""))
     return 0
 

@@ -183,11 +183,16 @@ def _pickers(templates: tuple[R.Template, ...]) -> tuple[Callable[[float], R.Tem
     return table(list(templates)), table([t for t in templates if not t.global_only])
 
 
+def require_days(days: int) -> None:
+    """The history must be long enough for the incidents (the CLI asks before any server starts)."""
+    if days < MIN_DAYS:
+        raise GenerateError(f"--days must be at least {MIN_DAYS} (the incidents use the last five days)")
+
+
 def generate(out_dir: Path, params: Params, *, progress: Callable[[str], None] | None = None) -> Report:
     """Write the history under out_dir (replacing a previous generated one). Deterministic for params."""
     p = params
-    if p.days < MIN_DAYS:
-        raise GenerateError(f"--days must be at least {MIN_DAYS} (the incidents use the last five days)")
+    require_days(p.days)
     if p.end.tzinfo is None or p.end.second or p.end.microsecond:
         raise GenerateError("end must be a UTC datetime in whole minutes")
     began = time.perf_counter()
