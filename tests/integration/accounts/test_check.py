@@ -101,7 +101,7 @@ async def test_check_names_the_permission_the_policy_leaves_out(
     text = format_check(report)
     assert report.missing == ["cloudwatch:GetMetricData"], text
     outcomes = {r.action: r.outcome for r in report.results}
-    assert outcomes["s3:ListBucket"] == outcomes["s3:GetObject"] == "ok"
+    assert outcomes["s3:ListBucket"] == outcomes["s3:GetObject"] == "ok", text
     assert outcomes["ec2:DescribeVolumes"] == outcomes["elasticloadbalancing:DescribeLoadBalancers"] == "ok"
     assert outcomes["sqs:GetQueueAttributes"] == "not tried"
     assert "missing: cloudwatch:GetMetricData" in text
