@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from api.auth import LocalAuthProvider
 from api.feed import FeedHub
 from api.pagination import CodecJSONResponse, InvalidCursor
+from api.push_metrics import PushMetrics
 from api.routers import anomalies, auth, baselines, cost_events, dashboard, feed, health, resources, summary
 from ops.runtime import database_url
 from ops.settings import Settings, load_settings
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
+    app.state.push_metrics = PushMetrics()  # counted by api/routers/push.py, shown by /v1/metrics
     for module in (auth, health, anomalies, cost_events, baselines, resources, summary, feed):
         app.include_router(module.router)
     from api.routers import aws_accounts, push  # the account registry and HTTP push (issue 4)

@@ -7,7 +7,8 @@ Metrics, per source ("s3" for the pollers, "grpc" for the agents' server): event
 pollers also objects read and poll errors; and lag - seconds from delivery to the source (the object's
 LastModified, a file's mtime, as the agent reports it per part) to being durable in the log, for the last object
 (s3) or the oldest source of the last batch (grpc; absent until an agent has sent one).
-The HTTP push endpoint runs in the API process and is not counted here.
+The HTTP push endpoint runs in the API process: its counters, under the same names with source="push", are on the
+API's /v1/metrics (api/push_metrics.py).
 
 SIGTERM / SIGINT: the poll in progress finishes the object it is reading (its entries, counts and position are
 committed together), then the servers stop and the process exits 0.
@@ -28,7 +29,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from ops.prometheus import MEDIA_TYPE, Family, render
+from ops.prometheus import MEDIA_TYPE, Family, ingest_families, render
 from ops.settings import Settings
 from streams.poller.poll import ObjectRead, Poller, PollReport
 from streams.poller.source import Target
@@ -87,17 +88,11 @@ class IngestionMetrics:
 
         last = self.last_poll_at.timestamp() if self.last_poll_at else 0
         return [
-            Family("dd0c_ingest_events_total", "counter", "Events appended to the log (new log rows).",
-                   per_source(self.events, "logged")),
-            Family("dd0c_ingest_duplicates_total", "counter",
-                   "Events already in the log (same tenant, account, eventID): dropped.",
-                   per_source(self.duplicates, "duplicate")),
-            Family("dd0c_ingest_rejects_total", "counter", "Records rejected to the dead letters.",
-                   per_source(self.rejects, "rejected")),
-            Family("dd0c_ingest_read_only_total", "counter", "Read-only events counted per account and day.",
-                   per_source(self.read_only, "read_only_counted")),
-            Family("dd0c_ingest_skipped_total", "counter", "Whole documents skipped (digests, non-CloudTrail).",
-                   per_source(self.skipped, "skipped")),
+            *ingest_families(
+                events=per_source(self.events, "logged"), duplicates=per_source(self.duplicates, "duplicate"),
+                rejects=per_source(self.rejects, "rejected"), read_only=per_source(self.read_only, "read_only_counted"),
+                skipped=per_source(self.skipped, "skipped"),
+            ),
             Family("dd0c_ingest_lag_seconds", "gauge",
                    "Seconds from delivery to the source to durable in the log, for the last object or batch.",
                    per_source(self.lag, "lag_seconds" if self._grpc_lag_known() else None)),

@@ -37,3 +37,20 @@ def render(families: Iterable[Family]) -> str:
             lines.append(f"{family.name}{{{label_text}}} {_number(value)}" if labels else
                          f"{family.name} {_number(value)}")
     return "\n".join(lines) + "\n"
+
+
+Samples = Mapping[tuple[tuple[str, str], ...], float]
+
+
+def ingest_families(*, events: Samples, duplicates: Samples, rejects: Samples, read_only: Samples,
+                    skipped: Samples) -> list[Family]:
+    """The per-source intake counters, named alike wherever a source runs (ingestion service: s3, grpc; API: push),
+    so one query sums every source."""
+    return [
+        Family("dd0c_ingest_events_total", "counter", "Events appended to the log (new log rows).", events),
+        Family("dd0c_ingest_duplicates_total", "counter",
+               "Events already in the log (same tenant, account, eventID): dropped.", duplicates),
+        Family("dd0c_ingest_rejects_total", "counter", "Records rejected to the dead letters.", rejects),
+        Family("dd0c_ingest_read_only_total", "counter", "Read-only events counted per account and day.", read_only),
+        Family("dd0c_ingest_skipped_total", "counter", "Whole documents skipped (digests, non-CloudTrail).", skipped),
+    ]

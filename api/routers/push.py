@@ -17,6 +17,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
 from api.deps import PoolDep, SettingsDep
+from api.push_metrics import PushMetrics
 from ops.settings import Settings
 from streams.accounts import ApiKey, verify_api_key
 from streams.archive import ArchiveError, RawArchive, open_archive
@@ -89,12 +90,18 @@ async def push_cloudtrail(
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
+    metrics: PushMetrics = request.app.state.push_metrics
     presented = _presented_key(authorization, x_api_key)
     key: ApiKey | None = await verify_api_key(pool, presented) if presented else None
     if key is None:
         log.warning("push refused: %s API key", "no" if presented is None else "invalid")
+        metrics.refused("unauthorized")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid API key", _UNAUTHORIZED)
-    body = await _body(request, settings.push_max_bytes)
+    try:
+        body = await _body(request, settings.push_max_bytes)
+    except HTTPException:
+        metrics.refused("too_large")
+        raise
     received_at = datetime.now(UTC)
     source = f"push:{key.key_id}:{received_at:%Y%m%dT%H%M%S.%fZ}"
     try:
@@ -104,7 +111,9 @@ async def push_cloudtrail(
         )
     except ArchiveError as exc:
         log.error("push from key %s not logged: %s", key.key_id, exc)
+        metrics.refused("archive_unavailable")
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"raw archive unavailable: {exc}") from None
+    metrics.received(got, len(body))
     doc: dict[str, Any] = got.as_json()
     if not got.usable:
         reasons = "; ".join(r["reason"] for r in doc["rejected"]) or "empty body"
