@@ -56,15 +56,21 @@ class SourceObject:
 
 
 class DirSource:
-    def __init__(self, root: Path, spool: Spool) -> None:
+    def __init__(self, root: Path, spool: Spool, *, must_exist: bool = False) -> None:
         self.root = root
         self._spool = spool
+        # A following agent waits for a directory to appear; a one-shot run (--once) would otherwise read nothing,
+        # report success, and hide a mistyped path.
+        self._must_exist = must_exist
 
     def scan(self) -> Iterator[SourceObject]:
         from ops.ingest import delivery_order, find_log_files  # the same walk and order as `dd0c-cost ingest`
 
         if not self.root.is_dir():
-            log.warning("source directory %s does not exist (yet)", self.root)
+            what = "is not a directory" if self.root.exists() else "does not exist"
+            if self._must_exist:
+                raise FileNotFoundError(f"source directory {self.root} {what}")
+            log.warning("source directory %s %s (yet); looking again in a while", self.root, what)
             return
         for path in delivery_order(find_log_files([self.root])):
             key = str(path)
@@ -240,7 +246,7 @@ def notified_objects(body: str) -> list[tuple[str, str]] | None:
 def open_sources(settings: AgentSettings, spool: Spool) -> list[DirSource | S3Source | SQSSource]:
     sources: list[DirSource | S3Source | SQSSource] = []
     if settings.dir is not None:
-        sources.append(DirSource(settings.dir, spool))
+        sources.append(DirSource(settings.dir, spool, must_exist=bool(settings.once)))
     if settings.s3_bucket:
         sources.append(S3Source(settings, spool))
     if settings.sqs_queue_url:

@@ -73,6 +73,19 @@ async def test_directory_lands_exactly_once_and_is_not_read_twice(database_url: 
     assert first_source == str(trail / "111122223333_CloudTrail_us-east-1_20240501T0901Z_0000000000000001.json.gz")
 
 
+async def test_once_on_a_missing_directory_exits_1_naming_it(token: str, pki: Pki, tmp_path: Path) -> None:
+    missing = tmp_path / "trial"  # e.g. a typo of "trail": a one-shot run must not report success
+    env = agent_env(token, free_port(), tmp_path / "spool", pki)  # nothing to send, so no server is needed
+    agent = Proc(agent_argv("--once", "--dir", str(missing)), env, tmp_path / "agent.log")
+    assert await agent.exited() == 1, agent.output[-3000:]
+    assert f"reading the sources failed: FileNotFoundError: source directory {missing} does not exist" in agent.output
+    not_a_dir = tmp_path / "file.json"
+    not_a_dir.write_text("{}")
+    again = Proc(agent_argv("--once", "--dir", str(not_a_dir)), env, tmp_path / "agent2.log")
+    assert await again.exited() == 1, again.output[-3000:]
+    assert f"source directory {not_a_dir} is not a directory" in again.output
+
+
 async def test_watches_the_directory_for_new_files(database_url: str, token: str, pki: Pki, tmp_path: Path) -> None:
     trail = tmp_path / "trail"
     write_corpus(trail, 2, 10)  # ids 1..20
