@@ -144,7 +144,7 @@ async def hunt_accounts(pool: Any, accounts: Sequence[Any], *, regions: Sequence
     from botocore.exceptions import BotoCoreError, ClientError
 
     from ops.settings import load_settings
-    from streams.accounts import boto3_session
+    from streams.accounts import boto3_session, verify_identity
     from streams.log.writer import open_log_writer
     from streams.prices.table import load_default_prices
     from streams.zombies.hunt import SimpleTarget, hunt_account, record_unreachable
@@ -156,15 +156,16 @@ async def hunt_accounts(pool: Any, accounts: Sequence[Any], *, regions: Sequence
     async with open_log_writer(pool, settings) as writer:
         for account in accounts:
             target = SimpleTarget(account.tenant, account.account_id, tuple(account.trail.regions))
-            try:  # AssumeRole happens here (a blocking call): off the event loop
+            try:  # AssumeRole and GetCallerIdentity happen here (blocking calls): off the event loop
                 session = await asyncio.to_thread(boto3_session, account, settings, region=settings.zombie_home_region)
+                await asyncio.to_thread(verify_identity, session, account.account_id, settings.zombie_home_region)
                 reports.append(await hunt_account(
                     pool, writer, target, session, prices=prices, regions=list(regions) or None,
                     checks=list(checks) or ALL_CHECKS, home_region=settings.zombie_home_region,
                     max_attempts=settings.zombie_max_attempts,
                 ))
-            except (Dd0cError, ClientError, BotoCoreError) as exc:  # bad credentials, role refused: recorded as a
-                # failed run (the API and `zombies scans` show it), then the next account
+            except (Dd0cError, ClientError, BotoCoreError) as exc:  # bad credentials, role refused, another
+                # account's credentials: recorded as a failed run (the API and `zombies scans` show it), then the next
                 reports.append(await record_unreachable(
                     writer, target, exc, home_region=settings.zombie_home_region, checks=list(checks) or ALL_CHECKS,
                     regions=list(regions) or None,

@@ -54,7 +54,7 @@ from streams.accounts.registry import (
     registered_ids,
     remove_account,
 )
-from streams.accounts.session import EndpointSession, boto3_session, plain_session
+from streams.accounts.session import EndpointSession, WrongAccount, boto3_session, plain_session, verify_identity
 
 __all__ = [
     "OPEN",
@@ -70,6 +70,7 @@ __all__ = [
     "SecretKeyError",
     "TrailLocation",
     "UnknownAccount",
+    "WrongAccount",
     "add_account",
     "all_accounts",
     "boto3_session",
@@ -86,4 +87,5 @@ __all__ = [
     "remove_account",
     "revoke_api_key",
     "verify_api_key",
+    "verify_identity",
 ]

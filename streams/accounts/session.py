@@ -16,7 +16,7 @@ from botocore.session import get_session
 
 from ops.settings import Settings, load_settings
 from streams.accounts.crypto import SecretBox
-from streams.accounts.model import Account
+from streams.accounts.model import Account, AccountsError
 from streams.accounts.registry import open_secrets
 
 SESSION_NAME = "dd0c-cost"
@@ -100,3 +100,24 @@ def boto3_session(
     core._credentials = credentials  # botocore has no public setter; this is how assumed sessions are built
     core.set_config_variable("region", home)
     return EndpointSession(botocore_session=core, endpoint_url=s.aws_endpoint_url)
+
+
+class WrongAccount(AccountsError):
+    """Credentials that work, but act as another AWS account than the one they are registered for."""
+
+    code = "WrongAccount"
+    operation = "GetCallerIdentity"
+
+    def __init__(self, registered: str, actual: str) -> None:
+        super().__init__(f"the credentials registered for account {registered} act as account {actual}: register "
+                         "this account's own keys or role")
+        self.registered, self.actual = registered, actual
+
+
+def verify_identity(session: boto3.Session, account_id: str, region: str = DEFAULT_REGION) -> None:
+    """Raise WrongAccount unless `session` acts as `account_id`. GetCallerIdentity needs no permission; without
+    this, keys or a role of another account would be scanned and their findings filed under this one."""
+    identity = session.client("sts", region_name=region).get_caller_identity()
+    owner = str(identity.get("Account") or "")
+    if owner and owner != account_id:
+        raise WrongAccount(account_id, owner)

@@ -145,6 +145,9 @@ async def record_unreachable(
 
 def _error_code(error: BaseException) -> tuple[str, str]:
     """(code, operation) of a credentials failure: botocore's error code and operation when it has them."""
+    code_attr, operation_attr = getattr(error, "code", None), getattr(error, "operation", None)
+    if isinstance(code_attr, str) and isinstance(operation_attr, str):  # streams.accounts.WrongAccount
+        return code_attr, operation_attr
     response = getattr(error, "response", None)
     if isinstance(response, dict):
         code = str(response.get("Error", {}).get("Code") or type(error).__name__)

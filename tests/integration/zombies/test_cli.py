@@ -114,3 +114,40 @@ def test_cli_scan_records_an_account_whose_role_is_refused(
     assert main(["zombies", "scans", "--account", "999999999999"]) == 0
     assert capsys.readouterr().out == (f"no zombie scan recorded for tenant {tenant!r} account 999999999999 yet; "
                                        "run `dd0c-cost zombies scan`\n")
+
+
+def test_cli_scan_refuses_credentials_that_act_as_another_account(
+    aws: Aws, sync_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Account 100000000002 registered with a role of the fixture's account (a copy-paste slip): the scan would
+    file the fixture account's Elastic IP ($3.65/month) under the wrong account. It is a `failed` run instead,
+    naming both accounts, with no AWS call of the hunt made and no zombie recorded."""
+    key = Fernet.generate_key().decode()
+    tenant, mistaken = "acme-mixup", "100000000002"
+    for name, value in (("DATABASE_URL", sync_database_url), ("DD0C_SECRET_KEY", key),
+                        ("DD0C_AWS_ENDPOINT_URL", aws.moto_url), ("DD0C_TENANT", tenant)):
+        monkeypatch.setenv(name, value)
+    seed(aws)
+
+    async def register() -> None:
+        conn = await connect(sync_database_url)
+        try:
+            await add_account(conn, SecretBox([key]), tenant, mistaken,
+                              role_arn=f"arn:aws:iam::{aws.account_id}:role/dd0c-cost-reader",
+                              trail=TrailLocation(bucket="trail", regions=("us-east-1",)))
+        finally:
+            await conn.close()
+
+    asyncio.run(register())
+    assert main(["zombies", "scan", "--check", "unassociated_eip", "--fold", "--format", "json"]) == 1
+    [report] = json.loads(capsys.readouterr().out)
+    assert (report["account_id"], report["status"], report["calls_made"], report["zombies"]) == (
+        mistaken, "failed", 0, [])
+    assert report["errors"] == [{"region": "us-east-1", "code": "WrongAccount", "operation": "GetCallerIdentity",
+                                 "check": None}]
+    assert report["reason"] == (
+        f"could not act as account {mistaken}: GetCallerIdentity failed with WrongAccount (the credentials "
+        f"registered for account {mistaken} act as account {aws.account_id}: register this account's own keys "
+        "or role)")
+    assert main(["zombies", "list", "--status", "all", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 0
