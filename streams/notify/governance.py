@@ -196,7 +196,8 @@ class Governance:
         return {t: p for t, p in found.items() if p is not None}
 
     async def panic(self, tenant: str) -> Panic | None:
-        """The panic that silences this tenant now (global first), or None. Checked right before every send."""
+        """The panic that silences this tenant now (global first), or None. Checked right before every send, and
+        the question any outbound action added later (remediation) must ask too."""
         status = await self.panic_status(tenant)
         return status["global"] or status["tenant"]
 
