@@ -14,6 +14,9 @@ DEFAULT_SECRET = "dd0c-demo-only-secret-change-me-before-production"  # refused 
 MIN_SECRET_BYTES = 32  # HS256 signs with a SHA-256 HMAC: a shorter key is weaker than the hash (RFC 7518 3.2)
 
 
+DEFAULT_DATA_DIR = Path(".dd0c")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DD0C_", extra="ignore")
 
@@ -21,7 +24,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "DD0C_DATABASE_URL")
     )
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "DD0C_REDIS_URL"))
-    data_dir: Path = Path(".dd0c")  # embedded Postgres and other local state for the first run
+    data_dir: Path = DEFAULT_DATA_DIR  # embedded Postgres and other local state for the first run
     tenant: str = "default"  # the tenant used when a command names none
     mode: Literal["production", "demo"] = "production"  # "demo" allows the default JWT secret
     jwt_secret: SecretStr = SecretStr(DEFAULT_SECRET)

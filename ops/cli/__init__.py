@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 def _database_hint(exc: BaseException) -> str:
     """One line a person can act on, instead of a driver traceback."""
     if isinstance(exc, asyncpg.UndefinedTableError):
-        return f"{exc} - the database has no dd0c/cost schema yet: run `dd0c-cost migrate`"
+        from ops.runtime import missing_schema_hint
+
+        return f"{exc} - {missing_schema_hint()}"
     if isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
         return f"DATABASE_URL is not a usable PostgreSQL URL ({exc})"
     if isinstance(exc, OSError):

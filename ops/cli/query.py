@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from ops.cli.args import positive
-from ops.runtime import database_url
+from ops.runtime import database_url, missing_schema_hint
 from ops.settings import load_settings
 from projections import queries
 from projections.db import connect
@@ -118,7 +118,7 @@ def _run(work: Callable[[Any], Awaitable[Any]]) -> Any:
     try:
         return asyncio.run(main())
     except asyncpg.UndefinedTableError:
-        raise Dd0cError("the database has no dd0c schema yet; run `dd0c-cost migrate`") from None
+        raise Dd0cError(missing_schema_hint()) from None
     except (OSError, asyncpg.PostgresError) as exc:
         raise Dd0cError(f"database error: {exc}") from None
 

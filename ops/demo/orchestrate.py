@@ -22,6 +22,7 @@ import io
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -38,7 +39,7 @@ from typing import Any, TextIO
 
 from ops.demo.generate import GENERATOR_VERSION, Params, delivery_files, generate, read_manifest
 from ops.embedded import quiet
-from ops.settings import Settings, load_settings
+from ops.settings import DEFAULT_DATA_DIR, Settings, load_settings
 from schemas.events import Dd0cError
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "cloudtrail"
@@ -355,7 +356,12 @@ def print_summary(p: Prepared, opts: DemoOptions, out: TextIO) -> None:
 
     _say(out, f"Zombies: {p.zombies[0]} open, wasting {cents(p.zombies[1])}/month (GET /v1/zombies)")
     _say(out)
-    _say(out, f"Login:   {DEMO_USER} / {p.password}   (kept in {load_settings().data_dir / LOGIN_FILE})")
+    settings = load_settings()
+    _say(out, f"Login:   {DEMO_USER} / {p.password}   (kept in {settings.data_dir / LOGIN_FILE})")
+    if p.embedded and settings.data_dir.resolve() != DEFAULT_DATA_DIR.resolve():
+        # Other shells would otherwise start a second, empty embedded server under the default data dir.
+        _say(out, f"Shell:   export DD0C_DATA_DIR={shlex.quote(str(settings.data_dir.resolve()))}   (in every other "
+                  "shell, so the commands below find this demo's database and Redis)")
     if not opts.api:
         _redis_hints(p, out, serving=False)
         cmd = command()

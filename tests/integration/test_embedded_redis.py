@@ -112,6 +112,8 @@ def test_the_fully_embedded_demo_then_panic_from_the_cli_then_stop(data_dir: Pat
         demo = cli("demo", "--no-api", "--no-corpus", "--records", "3000", "--days", "7", "--accounts", "1")
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert f"redis: starting the embedded Redis under {data_dir / 'redis'}" in demo.stdout
+        # not the default data dir: other shells must be told, or they start a second, empty database
+        assert f"Shell:   export DD0C_DATA_DIR={data_dir.resolve()}   (in every other shell" in demo.stdout
         # the hint names the command as this shell finds it (a path when the venv is not activated)
         hint = re.search(r"^Panic:   (\S+) panic on --reason 'trying it'", demo.stdout, re.MULTILINE)
         assert hint is not None and Path(hint.group(1)).name == "dd0c-cost", demo.stdout

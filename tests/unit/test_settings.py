@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ops.cli import main
@@ -63,3 +65,18 @@ def test_links_follow_the_api_address_unless_a_public_url_is_set(monkeypatch: py
     assert load_settings().link_base == "http://127.0.0.1:18080"  # a wildcard bind is not an address to open
     monkeypatch.setenv("DD0C_PUBLIC_URL", "https://cost.example.com/")
     assert load_settings().link_base == "https://cost.example.com"
+
+
+def test_the_missing_schema_hint_names_the_embedded_data_dir(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    from ops.runtime import missing_schema_hint
+
+    for name in ("DATABASE_URL", "DD0C_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DD0C_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert missing_schema_hint() == (
+        "the database has no dd0c/cost schema yet: run `dd0c-cost migrate` - or, if your data is in a demo started "
+        f"with another DD0C_DATA_DIR, set that: this is the embedded database under {tmp_path / 'elsewhere'} "
+        "(`dd0c-cost demo --stop` stops it)")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x")  # a server of the user's: no guess
+    assert missing_schema_hint() == "the database has no dd0c/cost schema yet: run `dd0c-cost migrate`"
