@@ -8,6 +8,7 @@ protected.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import ipaddress
 import os
@@ -95,10 +96,15 @@ def make_pki(where: Path) -> Pki:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m ops.devpki DIR", file=sys.stderr)
-        return 2
-    pki = make_pki(Path(argv[0]))
+    parser = argparse.ArgumentParser(
+        prog="python -m ops.devpki",
+        description="Write a throwaway CA, a localhost server certificate, a client certificate it signed and a "
+                    "rogue one from another CA into DIR, to try the agent's TLS and mutual TLS locally. Never use "
+                    "them for a real deployment.",
+    )
+    parser.add_argument("dir", metavar="DIR", type=Path, help="folder to write them to (created if needed)")
+    args = parser.parse_args(argv)  # --help and a missing DIR end here, before anything is written
+    pki = make_pki(args.dir)
     for name, path in vars(pki).items():
         print(f"{name}\t{path}")
     return 0

@@ -5,6 +5,7 @@ Settings from the environment (DD0C_GRPC_*, DATABASE_URL, DD0C_LOG_URL); Ctrl-C 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -28,7 +29,14 @@ async def _main() -> None:
         await task
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m streams.ingest_grpc",
+        description="The agents' gRPC ingestion server alone (`dd0c-cost ingestion` runs it with the S3 pollers). "
+                    "Configured by the environment: DD0C_GRPC_HOST/PORT, DD0C_GRPC_TLS_CERT/KEY (or "
+                    "DD0C_GRPC_INSECURE=true), DD0C_GRPC_CLIENT_CA for mutual TLS, DATABASE_URL, DD0C_LOG_URL. "
+                    "Ctrl-C or SIGTERM stops it gracefully.",
+    ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_main())
