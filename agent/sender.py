@@ -36,6 +36,13 @@ _REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 _TLS_WORDS = ("ssl", "tls", "handshake", "certificate")
 
 
+def _unverifiable(details: str) -> bool:
+    """The failure is this agent refusing the server's certificate (unknown CA, another host name)."""
+    lowered = details.lower()
+    return any(mark in lowered for mark in ("certificate_verify_failed", "certificate verify failed",
+                                            "hostname verification", "subject alternative name"))
+
+
 class Refused(Dd0cError):
     """The server refused this agent's credentials: retrying cannot help."""
 
@@ -100,6 +107,13 @@ class Sender:
                     raise Refused(f"refused by {self.settings.server}: {exc.details()}") from None
                 code, details = exc.code().name, exc.details() or ""
             attempt = 1 if self._last_progress else attempt + 1
+            if self.settings.once and _unverifiable(details):
+                # Our side rejected the server's certificate: no retry in the next seconds can change that.
+                log.error("connection to %s failed: %s: %s%s", self.settings.server, code, details,
+                          self._hint(details))
+                raise GaveUp(f"giving up on {self.settings.server}: its certificate does not verify ({code}: "
+                             f"{details}{self._hint(details)}); {self.spool.unacked()} batch(es) stay in the spool "
+                             "for the next run")
             if self.settings.once and attempt >= self.settings.once_attempts:
                 log.error("connection to %s failed: %s: %s%s", self.settings.server, code, details,
                           self._hint(details))
@@ -123,6 +137,11 @@ class Sender:
                     "(DD0C_AGENT_SERVER_NAME) to a name in it, or connect by that name")
         if any(word in lowered for word in _TLS_WORDS):
             return (" - a TLS problem: check DD0C_AGENT_CA_FILE / SERVER_NAME against the server's certificate")
+        if self._credentials is None and "refused" not in lowered and (
+                "socket closed" in lowered or "failed to connect" in lowered):
+            # Plaintext against a TLS server: it hangs up on the first bytes, which are not a TLS hello.
+            return (" - with --insecure the agent speaks plaintext: if the server uses TLS (it does unless started "
+                    "with DD0C_GRPC_INSECURE=true), drop --insecure and give --ca-file")
         if self._credentials is not None and "failed to connect" in lowered and "refused" not in lowered:
             # The server hung up during the TLS handshake: under mutual TLS, it did not accept our certificate.
             return (" - the server closed the connection during the TLS handshake: if it requires client"
