@@ -154,7 +154,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
     return "\n".join([line(headers), *(line(r) for r in rows)])
 
 
-def emit(args: argparse.Namespace, rows: list[Row], render: Callable[[list[Row]], str], footer: str = "") -> int:
+def emit(args: argparse.Namespace, rows: list[Row], render: Callable[[list[Row]], str], footer: str = "", *,
+         probed: bool = False) -> int:
+    """Print the rows. `probed`: they were fetched with one more than --limit, so a cut table can say it is cut."""
+    if probed and len(rows) > args.limit:
+        rows = rows[: args.limit]
+        footer = "\n".join(filter(None, (footer, f"first {args.limit} shown; --limit N shows more")))
     if args.format == "json":
         sys.stdout.write(dumps(rows) + "\n")
     elif not rows:
@@ -178,7 +183,8 @@ def run_anomalies(args: argparse.Namespace) -> int:
 
     async def work(conn: Any) -> list[Row]:
         return await collect(
-            lambda n, after: queries.list_anomalies(conn, tenant, f, limit=n, after=after), args.limit, _time_key
+            lambda n, after: queries.list_anomalies(conn, tenant, f, limit=n, after=after), args.limit + 1,
+            _time_key,
         )
 
     def render(rows: list[Row]) -> str:
@@ -199,7 +205,7 @@ def run_anomalies(args: argparse.Namespace) -> int:
             right=(4, 5),
         )
 
-    return emit(args, _run(work), render)
+    return emit(args, _run(work), render, probed=True)
 
 
 def run_cost_events(args: argparse.Namespace) -> int:
@@ -208,7 +214,8 @@ def run_cost_events(args: argparse.Namespace) -> int:
 
     async def work(conn: Any) -> list[Row]:
         return await collect(
-            lambda n, after: queries.list_cost_events(conn, tenant, f, limit=n, after=after), args.limit, _time_key
+            lambda n, after: queries.list_cost_events(conn, tenant, f, limit=n, after=after), args.limit + 1,
+            _time_key,
         )
 
     def render(rows: list[Row]) -> str:
@@ -229,7 +236,7 @@ def run_cost_events(args: argparse.Namespace) -> int:
             right=(5,),
         )
 
-    return emit(args, _run(work), render)
+    return emit(args, _run(work), render, probed=True)
 
 
 def run_baselines(args: argparse.Namespace) -> int:
@@ -240,7 +247,7 @@ def run_baselines(args: argparse.Namespace) -> int:
             lambda n, after: queries.list_baselines(
                 conn, tenant, account=args.account, resource_type=args.resource_type, limit=n, after=after
             ),
-            args.limit,
+            args.limit + 1,
             lambda r: queries.NameKey(r["account_id"], r["resource_type"]),
         )
 
@@ -261,7 +268,7 @@ def run_baselines(args: argparse.Namespace) -> int:
             right=(2, 3, 4),
         )
 
-    return emit(args, _run(work), render)
+    return emit(args, _run(work), render, probed=True)
 
 
 def run_resources(args: argparse.Namespace) -> int:
@@ -318,7 +325,7 @@ def run_dead_letters(args: argparse.Namespace) -> int:
             "SELECT id, stage, source, locator, reason, created_at, length(raw) AS raw_bytes FROM dead_letters"
             " WHERE tenant_id = $1 AND ($2::text IS NULL OR stage = $2)"
             " AND ($3::timestamptz IS NULL OR created_at >= $3) ORDER BY id DESC LIMIT $4",
-            tenant, args.stage, args.since, args.limit,
+            tenant, args.stage, args.since, args.limit + 1,
         )
         return [dict(r) for r in rows]
 
@@ -333,4 +340,4 @@ def run_dead_letters(args: argparse.Namespace) -> int:
             right=(0,),
         )
 
-    return emit(args, _run(work), render)
+    return emit(args, _run(work), render, probed=True)

@@ -121,7 +121,10 @@ def test_anomalies_table_bad_arguments_and_empty_results(sync_database_url: str)
     assert re.split(r"\s{2,}", lines[3])[:6] == [
         "2024-03-01 11:00:00", ACCOUNT_B, "low", "ec2_instance", "unpriced", "-"
     ]
-    assert len(lines) == 4
+    assert len(lines) == 4  # all 3 shown: no "first N shown" line
+    cut = ok(sync_database_url, "anomalies", "--limit", "2").splitlines()
+    assert len(cut) == 4 and cut[-1] == "first 2 shown; --limit N shows more"
+    assert len(ok(sync_database_url, "anomalies", "--limit", "3").splitlines()) == 4  # exactly all: not cut
     # aligned: every row starts its account column where the header does
     column = lines[0].index("ACCOUNT")
     assert all(line[column:].startswith(("ACCOUNT", ACCOUNT_A, ACCOUNT_B)) for line in lines)
@@ -164,6 +167,9 @@ def test_resources_baselines_and_cost_events(sync_database_url: str) -> None:
     assert [(e["event_id"], e["hourly_cost"], e["priced"]) for e in events] == [
         (event_id(2), None, False), (event_id(1), 0.192, True)
     ]
+    assert ok(sync_database_url, "cost-events", "--limit", "1").splitlines()[-1] == (
+        "first 1 shown; --limit N shows more")
+    assert len(json.loads(ok(sync_database_url, "cost-events", "--limit", "1", "--format", "json"))) == 1
     table = ok(sync_database_url, "cost-events").splitlines()
     assert re.split(r"\s{2,}", table[1]) == [
         "2024-03-01 13:00:00", ACCOUNT_A, "RunInstances", "ec2_instance", "us-east-1", "unpriced", event_id(2)
