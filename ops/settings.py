@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Accounts and push (streams/accounts, streams/archive, api/routers/push.py).
     secret_key: SecretStr | None = None  # Fernet key(s), comma-separated, newest first: seals account credentials
     push_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # a larger push body gets 413
+    # ... and a gzipped one that inflates beyond this (a few KB of gzip can hold gigabytes of blanks or records,
+    # which the API process would otherwise read into memory)
+    push_max_inflated_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     archive_url: str | None = None  # raw archive: unset = <data_dir>/archive, a path, or s3://bucket[/prefix]
     aws_endpoint_url: str | None = None  # every boto3 client's endpoint (MinIO, moto in tests); unset = AWS
     # Notifications (streams/notify, `dd0c-cost notify daemon`). Per-tenant webhook URL and recipients live in

@@ -2,7 +2,8 @@
 
 Not a JWT route: senders are machines holding a key from `dd0c-cost accounts apikey create`, sent as
 `Authorization: Bearer dd0c_...` or `X-Api-Key: dd0c_...`; the key's tenant is the tenant the records go to. The
-body is read up to DD0C_PUSH_MAX_BYTES (413 beyond, before anything is read further or logged). The answer comes
+body is read up to DD0C_PUSH_MAX_BYTES (413 beyond, before anything is read further or logged), and a gzipped
+one is refused the same way if it inflates beyond DD0C_PUSH_MAX_INFLATED_BYTES. The answer comes
 after the batch is durable in the raw archive and the log (streams/intake): 200 with the counts, 422 when nothing
 in the body was CloudTrail, 401 for a missing or wrong key, 503 when the archive cannot be written.
 """
@@ -10,6 +11,7 @@ in the body was CloudTrail, 401 for a missing or wrong key, 503 when the archive
 from __future__ import annotations
 
 import logging
+import zlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -71,13 +73,43 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_INFLATE_STEP = 1024 * 1024
+
+
+def _inflates_beyond(body: bytes, cap: int) -> bool:
+    """Whether a gzipped body (every member of it) inflates to more than `cap` bytes. Counts in 1 MiB steps and
+    keeps nothing, so checking costs no memory; a body that is not gzip, or corrupt, is left to the reader."""
+    if body[:2] != _GZIP_MAGIC:
+        return False
+    inflater, pending, total = zlib.decompressobj(wbits=31), body, 0
+    try:
+        while True:
+            out = inflater.decompress(pending, _INFLATE_STEP)
+            total += len(out)
+            if total > cap:
+                return True
+            if inflater.eof:  # a member ends; CloudTrail readers take the next one too
+                pending = inflater.unused_data
+                if pending[:2] != _GZIP_MAGIC:
+                    return False
+                inflater = zlib.decompressobj(wbits=31)
+                continue
+            pending = inflater.unconsumed_tail
+            if not pending and len(out) < _INFLATE_STEP:
+                return False
+    except zlib.error:
+        return False
+
+
 @router.post(
     "/cloudtrail",
     summary="Push CloudTrail: a log file (gzipped or not), one record, an EventBridge event, or a batch",
     responses={
         200: {"description": "durably logged: counts of logged, duplicate, skipped and rejected records"},
         401: {"description": "missing or wrong API key; nothing logged"},
-        413: {"description": "body over DD0C_PUSH_MAX_BYTES; nothing logged"},
+        413: {"description": "body over DD0C_PUSH_MAX_BYTES, or gzip inflating beyond DD0C_PUSH_MAX_INFLATED_BYTES; "
+                              "nothing logged"},
         422: {"description": "nothing in the body was CloudTrail (the reasons name the problem)"},
         503: {"description": "the raw archive could not be written; nothing logged, retry"},
     },
@@ -99,6 +131,10 @@ async def push_cloudtrail(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid API key", _UNAUTHORIZED)
     try:
         body = await _body(request, settings.push_max_bytes)
+        if _inflates_beyond(body, settings.push_max_inflated_bytes):
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                                f"body inflates beyond {settings.push_max_inflated_bytes} bytes "
+                                "(DD0C_PUSH_MAX_INFLATED_BYTES): send it in smaller parts")
     except HTTPException:
         metrics.refused("too_large")
         raise
