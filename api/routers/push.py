@@ -152,6 +152,7 @@ async def push_cloudtrail(
     metrics.received(got, len(body))
     doc: dict[str, Any] = got.as_json()
     if not got.usable:
-        reasons = "; ".join(r["reason"] for r in doc["rejected"]) or "empty body"
+        reasons = "; ".join(r["reason"] for r in doc["rejected"])
+        reasons = reasons or ("empty body" if not body.strip() else "no records in it")
         return JSONResponse({"detail": f"no CloudTrail record in the body: {reasons}", **doc}, status_code=422)
     return JSONResponse(doc)

@@ -159,6 +159,17 @@ async def test_a_gzip_body_that_inflates_beyond_the_limit_gets_413(database_url:
     assert await counts(database_url) == (3, 0)  # only the body that fits
 
 
+async def test_an_empty_body_and_an_empty_record_list_say_which(database_url: str, tmp_path: Path) -> None:
+    key = await new_key(database_url)
+    async with asgi_client(database_url, archive_url=str(tmp_path)) as (client, _app):
+        empty = await client.post(PUSH, headers={"X-Api-Key": key}, content=b"")
+        no_records = await client.post(PUSH, headers={"X-Api-Key": key},
+                                       content=gzip.compress(b'{"Records": [' + b" " * 1000 + b"]}"))
+    assert (empty.status_code, empty.json()["detail"]) == (422, "no CloudTrail record in the body: empty body")
+    assert (no_records.status_code, no_records.json()["detail"]) == (
+        422, "no CloudTrail record in the body: no records in it")
+
+
 async def test_a_record_of_an_unregistered_account_is_rejected_and_the_one_next_to_it_logged(
     database_url: str, tmp_path: Path, secret_key: str
 ) -> None:
