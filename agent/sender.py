@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from pathlib import Path
 
 import grpc
@@ -34,6 +35,7 @@ _SERVICE = DESCRIPTOR.services_by_name["Ingest"]
 STREAM_METHOD = f"/{_SERVICE.full_name}/{_SERVICE.methods_by_name['Stream'].name}"  # /dd0c.ingest.v1.Ingest/Stream
 _REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 _TLS_WORDS = ("ssl", "tls", "handshake", "certificate")
+_OUTCOME = ("logged", "duplicate", "read_only_counted", "rejected", "skipped")  # Ack fields, in the log line's order
 
 
 def _unverifiable(details: str) -> bool:
@@ -77,6 +79,7 @@ class Sender:
         self.reading_done = reading_done
         self.acked = 0
         self.resent_acks = 0  # acks saying the server already had the batch
+        self.outcome: Counter[str] = Counter()  # what the server did with the records, summed over the acks
         self.sessions = 0
         self._last_progress = False  # the current / last session got an ack: the backoff starts over
         assert settings.token is not None
@@ -125,8 +128,9 @@ class Sender:
                         "spooled)", self.settings.server, code, details, self._hint(details), delay, attempt,
                         self.spool.unacked())
             await asyncio.sleep(delay)
-        log.info("all batches acknowledged (%d acks, %d of them for batches the server already had)",
-                 self.acked, self.resent_acks)
+        log.info("all batches acknowledged (%d acks, %d of them for batches the server already had); the server "
+                 "logged %d record(s), found %d duplicate(s), counted %d read-only, rejected %d, skipped %d "
+                 "document(s)", self.acked, self.resent_acks, *(self.outcome[name] for name in _OUTCOME))
 
     def _hint(self, details: str) -> str:
         """What a failure to connect most likely means, for the log line."""
@@ -185,6 +189,8 @@ class Sender:
                         self.window.release()
                     self.acked += 1
                     self.resent_acks += ack.resent
+                    for name in _OUTCOME:
+                        self.outcome[name] += getattr(ack, name)
                     self._last_progress = True
                     log.debug("batch %s acked: %s", ack.batch_id, str(ack).replace("\n", " "))
                     if ack.rejected and not ack.resent:  # the reasons are in the server's dead letters

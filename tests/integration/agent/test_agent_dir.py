@@ -55,8 +55,12 @@ async def test_directory_lands_exactly_once_and_is_not_read_twice(database_url: 
     assert counts == {"rows": 480, "event_ids": 480, "read_only": 120, "batches": 6, "dead_letters": 0}
     # 100 records per batch, across file boundaries
     assert "reader: 0 object(s) sent whole, 12 split (600 record(s)), in 6 batch(es)" in first.output
+    # what the server did, summed over its acks (nothing new on the second run)
+    assert ("the server logged 480 record(s), found 0 duplicate(s), counted 120 read-only, rejected 0, skipped 0 "
+            "document(s)") in first.output
     # every file remembered as acknowledged: nothing read again
     assert "reader: 0 object(s) sent whole, 0 split (0 record(s)), in 0 batch(es)" in second.output
+    assert "the server logged 0 record(s), found 0 duplicate(s)" in second.output
     spool = Spool(spool_dir)
     try:
         assert spool.counts() == {"sources": 12, "complete": 12, "acked": 12, "unacked_batches": 0}
