@@ -158,7 +158,8 @@ async def _ingest(url: str, paths: Sequence[Path], tenant: str, out: TextIO, *, 
 
 
 def _show_rejections(report: Any, messages: str, out: TextIO, limit: int = 12) -> None:
-    """One line per file that had rejections: how many, and the first reason (the full list is in dead_letters)."""
+    """One line per file that had rejections: how many, the first reason and how many other reasons (the full list
+    is in dead_letters)."""
     if not report.rejected:
         return
     _say(out, "  expected: the shipped corpus keeps real broken files (see ops/corpus/cloudtrail/SOURCES.md); "
@@ -174,7 +175,9 @@ def _show_rejections(report: Any, messages: str, out: TextIO, limit: int = 12) -
     root = str(CORPUS) + os.sep
     for path, reasons in list(by_file.items())[:limit]:
         first = reasons[0] if len(reasons[0]) <= 80 else reasons[0][:77] + "..."
-        _say(out, f"    {path.removeprefix(root)}: {len(reasons)} rejected ({first})")
+        others = len(set(reasons)) - 1  # one file can be broken in several ways: do not let the first stand for all
+        more = f"; and {others} other reason{'s' if others > 1 else ''}: `dead-letters` lists them" if others else ""
+        _say(out, f"    {path.removeprefix(root)}: {len(reasons)} rejected ({first}{more})")
     if len(by_file) > limit:
         _say(out, f"    ... and {len(by_file) - limit} more files")
 

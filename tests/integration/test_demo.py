@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,9 @@ def test_demo_flags_the_p4d_burst(sync_database_url: str, tmp_path: Path) -> Non
     # the shipped corpus has broken files on purpose: rejected, named, and the demo carried on
     corpus_line = next(ln for ln in out.splitlines() if ln.startswith("corpus: "))
     assert " 0 rejected" not in corpus_line and "SerializerTestFileBadJsonFormat.json: " in out
+    # a file broken in several ways says so, not only its first reason
+    panther = next(ln for ln in out.splitlines() if "panther_cloudtrail_rule_test_logs.json: " in ln)
+    assert re.search(r": 31 rejected \(.+; and \d+ other reasons: `dead-letters` lists them\)$", panther), panther
     history_line = next(ln for ln in out.splitlines() if ln.startswith("history: ") and "records read" in ln)
     assert "6,000 records read, 600 logged, 5,400 read-only counted, 0 rejected" in history_line
 
