@@ -129,43 +129,43 @@ async def _rows(database_url: str, want: int) -> bool:
     return (await log_counts(database_url))["rows"] >= want
 
 
-async def test_once_gives_up_on_a_certificate_that_names_another_host(database_url: str, token: str, pki: Pki,
-                                                                        tmp_path: Path) -> None:
-    """`--once` against a server whose certificate does not carry the expected name: the hint names the fix, and it
-    exits 1 with its batch kept at the first refusal (a certificate does not fix itself between retries)."""
+async def _once_against_a_tls_server(
+    database_url: str, tmp_path: Path, pki: Pki, env: dict[str, str]
+) -> tuple[Proc, int]:
+    """One 10-record file, `--once` with `env` (built for the port given to it) against a TLS server that refuses
+    to be reached that way; the agent must exit 1 on its own. Returns the agent and the server's port."""
     trail = tmp_path / "trail"
     write_corpus(trail, 1, 10)
     port = free_port()
     server = await start_server(server_env(database_url, port, pki), tmp_path / "server.log")
     try:
-        agent = Proc(agent_argv("--once", "--dir", str(trail)),
-                     agent_env(token, port, tmp_path / "spool", pki, server_name="cost.wrong.example",
-                               once_attempts="3"), tmp_path / "agent.log")
+        agent = Proc(agent_argv("--once", "--dir", str(trail)), {**env, "DD0C_AGENT_SERVER": f"127.0.0.1:{port}"},
+                     tmp_path / "agent.log")
         assert await agent.exited(within=60) == 1, agent.output[-3000:]
     finally:
         server.terminate()
+    assert await log_counts(database_url) == NOTHING
+    return agent, port
+
+
+async def test_once_gives_up_on_a_certificate_that_names_another_host(database_url: str, token: str, pki: Pki,
+                                                                        tmp_path: Path) -> None:
+    """`--once` against a server whose certificate does not carry the expected name: the hint names the fix, and it
+    exits 1 with its batch kept at the first refusal (a certificate does not fix itself between retries)."""
+    env = agent_env(token, 0, tmp_path / "spool", pki, server_name="cost.wrong.example", once_attempts="3")
+    agent, port = await _once_against_a_tls_server(database_url, tmp_path, pki, env)
     assert "the server's certificate does not name 'cost.wrong.example': set --server-name" in agent.output
     assert f"giving up on 127.0.0.1:{port}: its certificate does not verify" in agent.output
     assert "reconnecting in" not in agent.output  # not retried
     # 0 or 1: it may give up before the reader has spooled the file (then the next run reads the file again)
     assert re.search(r"; [01] batch\(es\) stay in the spool for the next run", agent.output), agent.output[-2000:]
-    assert await log_counts(database_url) == NOTHING
 
 
 async def test_plaintext_against_a_tls_server_gets_the_insecure_hint(database_url: str, token: str, pki: Pki,
                                                                       tmp_path: Path) -> None:
     """--insecure (plaintext) against a server that speaks TLS: gRPC only says the socket closed; the agent says what
     that most likely means, and --once gives up after DD0C_AGENT_ONCE_ATTEMPTS with nothing logged."""
-    trail = tmp_path / "trail"
-    write_corpus(trail, 1, 10)
-    port = free_port()
-    server = await start_server(server_env(database_url, port, pki), tmp_path / "server.log")
-    try:
-        agent = Proc(agent_argv("--once", "--dir", str(trail)),
-                     agent_env(token, port, tmp_path / "spool", None, once_attempts="2"), tmp_path / "agent.log")
-        assert await agent.exited(within=60) == 1, agent.output[-3000:]
-    finally:
-        server.terminate()
+    env = agent_env(token, 0, tmp_path / "spool", None, once_attempts="2")
+    agent, _port = await _once_against_a_tls_server(database_url, tmp_path, pki, env)
     assert "with --insecure the agent speaks plaintext: if the server uses TLS" in agent.output, agent.output[-2000:]
     assert "giving up after 2 failed connection(s)" in agent.output
-    assert await log_counts(database_url) == NOTHING

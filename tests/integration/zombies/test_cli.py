@@ -16,6 +16,22 @@ from tests.integration.zombies.conftest import Aws, FaultProxy, Rule
 from tests.integration.zombies.seed import seed
 
 
+def _register(url: str, key: str, tenant: str, accounts: list[tuple[str, str]]) -> None:
+    """Register each (account id, account whose dd0c-cost-reader role its credentials assume) for `tenant`."""
+
+    async def register() -> None:
+        conn = await connect(url)
+        try:
+            for account, role_account in accounts:
+                await add_account(conn, SecretBox([key]), tenant, account,
+                                  role_arn=f"arn:aws:iam::{role_account}:role/dd0c-cost-reader",
+                                  trail=TrailLocation(bucket="trail", regions=("us-east-1",)))
+        finally:
+            await conn.close()
+
+    asyncio.run(register())
+
+
 def test_cli_scan_list_and_thresholds(aws: Aws, sync_database_url: str, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     key = Fernet.generate_key().decode()
@@ -24,16 +40,7 @@ def test_cli_scan_list_and_thresholds(aws: Aws, sync_database_url: str, monkeypa
         monkeypatch.setenv(name, value)
     seeded = seed(aws)
 
-    async def register() -> None:
-        conn = await connect(sync_database_url)
-        try:
-            await add_account(conn, SecretBox([key]), "acme", aws.account_id,
-                              role_arn=f"arn:aws:iam::{aws.account_id}:role/dd0c-cost-reader",
-                              trail=TrailLocation(bucket="trail", regions=("us-east-1",)))
-        finally:
-            await conn.close()
-
-    asyncio.run(register())
+    _register(sync_database_url, key, "acme", [(aws.account_id, aws.account_id)])
     assert main(["zombies", "thresholds", "--set", "snapshot_age_days=30"]) == 0
     assert "snapshot_age_days = 30  (tenant)" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # argparse: a check that does not exist
@@ -84,17 +91,7 @@ def test_cli_scan_records_an_account_whose_role_is_refused(
     seeded = seed(aws)
     refused = "100000000001"  # sorts before the fixture's account (>= 2e11): scanned first
 
-    async def register() -> None:
-        conn = await connect(sync_database_url)
-        try:
-            for account in (refused, aws.account_id):
-                await add_account(conn, SecretBox([key]), tenant, account,
-                                  role_arn=f"arn:aws:iam::{account}:role/dd0c-cost-reader",
-                                  trail=TrailLocation(bucket="trail", regions=("us-east-1",)))
-        finally:
-            await conn.close()
-
-    asyncio.run(register())
+    _register(sync_database_url, key, tenant, [(refused, refused), (aws.account_id, aws.account_id)])
     rule = Rule(None, "sts", "AssumeRole", "AccessDenied", 403, times=1)
     proxy.rules.append(rule)
     assert main(["zombies", "scan", "--check", "unassociated_eip", "--fold", "--format", "json"]) == 1
@@ -129,16 +126,7 @@ def test_cli_scan_refuses_credentials_that_act_as_another_account(
         monkeypatch.setenv(name, value)
     seed(aws)
 
-    async def register() -> None:
-        conn = await connect(sync_database_url)
-        try:
-            await add_account(conn, SecretBox([key]), tenant, mistaken,
-                              role_arn=f"arn:aws:iam::{aws.account_id}:role/dd0c-cost-reader",
-                              trail=TrailLocation(bucket="trail", regions=("us-east-1",)))
-        finally:
-            await conn.close()
-
-    asyncio.run(register())
+    _register(sync_database_url, key, tenant, [(mistaken, aws.account_id)])  # another account's role
     assert main(["zombies", "scan", "--check", "unassociated_eip", "--fold", "--format", "json"]) == 1
     [report] = json.loads(capsys.readouterr().out)
     assert (report["account_id"], report["status"], report["calls_made"], report["zombies"]) == (
