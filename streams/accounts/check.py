@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ops.settings import Settings, load_settings
 from streams.accounts.crypto import SecretBox
 from streams.accounts.model import Account
-from streams.accounts.session import boto3_session
+from streams.accounts.session import boto3_session, identity_mismatch
 
 Outcome = Literal["ok", "missing", "error", "not tried"]
 
@@ -118,14 +118,9 @@ def check_account(
     if identity is not None:
         report.identity = identity.get("Arn", "")
         report.results.pop()  # needs no permission: only worth showing when it fails (bad credentials)
-        owner = str(identity.get("Account") or "")
-        if owner and owner != account.account_id:
-            # Keys (or a role) of another account would pass every probe and then poll and hunt the wrong account.
-            report.results.append(ProbeResult(
-                "sts:GetCallerIdentity", "access", "error",
-                f"these credentials belong to account {owner}, not {account.account_id}: register the keys or the "
-                "role of this account",
-            ))
+        wrong = identity_mismatch(identity, account.account_id)
+        if wrong is not None:
+            report.results.append(ProbeResult("sts:GetCallerIdentity", "access", "error", str(wrong)))
             return report
     elif report.results[-1].detail.split(":")[0] in BAD_CREDENTIALS:
         return report  # nothing else can work with credentials AWS does not accept

@@ -8,6 +8,7 @@ more.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -103,21 +104,26 @@ def boto3_session(
 
 
 class WrongAccount(AccountsError):
-    """Credentials that work, but act as another AWS account than the one they are registered for."""
+    """Credentials that work, but act as another AWS account than the one they are registered for. Keys (or a
+    role) of another account would pass every permission probe, then poll and hunt the wrong account."""
 
     code = "WrongAccount"
     operation = "GetCallerIdentity"
 
     def __init__(self, registered: str, actual: str) -> None:
-        super().__init__(f"the credentials registered for account {registered} act as account {actual}: register "
-                         "this account's own keys or role")
+        super().__init__(f"these credentials belong to account {actual}, not {registered}: register the keys or the "
+                         "role of this account")
         self.registered, self.actual = registered, actual
 
 
-def verify_identity(session: boto3.Session, account_id: str, region: str = DEFAULT_REGION) -> None:
-    """Raise WrongAccount unless `session` acts as `account_id`. GetCallerIdentity needs no permission; without
-    this, keys or a role of another account would be scanned and their findings filed under this one."""
-    identity = session.client("sts", region_name=region).get_caller_identity()
+def identity_mismatch(identity: Mapping[str, Any], account_id: str) -> WrongAccount | None:
+    """The WrongAccount that a GetCallerIdentity answer shows, or None when it is `account_id` (or says no account)."""
     owner = str(identity.get("Account") or "")
-    if owner and owner != account_id:
-        raise WrongAccount(account_id, owner)
+    return WrongAccount(account_id, owner) if owner and owner != account_id else None
+
+
+def verify_identity(session: boto3.Session, account_id: str, region: str = DEFAULT_REGION) -> None:
+    """Raise WrongAccount unless `session` acts as `account_id` (GetCallerIdentity needs no permission)."""
+    wrong = identity_mismatch(session.client("sts", region_name=region).get_caller_identity(), account_id)
+    if wrong is not None:
+        raise wrong

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from projections.zombies import queries
+from streams.accounts.session import WrongAccount
 from streams.log.postgres import AppendResult
 from streams.log.writer import LogWriter
 from streams.prices.table import PriceTable
@@ -75,7 +76,9 @@ async def hunt_account(
     max_attempts: int = 5,
     sleep: Callable[[float], None] | None = None,
 ) -> HuntReport:
-    """Scan one account and append what it found. `regions` (the CLI's --region) narrows the target's regions."""
+    """Scan one account and append what it found. `regions` (the CLI's --region) narrows the target's regions.
+    `session` must act as the target's account: the caller that builds it from the registry checks that
+    (streams.accounts.verify_identity), so this scan's calls are only the ones it counts."""
     clock = now or datetime.now(UTC)
     started = datetime.now(UTC)
     if thresholds is None:
@@ -145,9 +148,8 @@ async def record_unreachable(
 
 def _error_code(error: BaseException) -> tuple[str, str]:
     """(code, operation) of a credentials failure: botocore's error code and operation when it has them."""
-    code_attr, operation_attr = getattr(error, "code", None), getattr(error, "operation", None)
-    if isinstance(code_attr, str) and isinstance(operation_attr, str):  # streams.accounts.WrongAccount
-        return code_attr, operation_attr
+    if isinstance(error, WrongAccount):
+        return error.code, error.operation
     response = getattr(error, "response", None)
     if isinstance(response, dict):
         code = str(response.get("Error", {}).get("Code") or type(error).__name__)

@@ -134,8 +134,7 @@ def test_cli_scan_refuses_credentials_that_act_as_another_account(
     assert report["errors"] == [{"region": "us-east-1", "code": "WrongAccount", "operation": "GetCallerIdentity",
                                  "check": None}]
     assert report["reason"] == (
-        f"could not act as account {mistaken}: GetCallerIdentity failed with WrongAccount (the credentials "
-        f"registered for account {mistaken} act as account {aws.account_id}: register this account's own keys "
-        "or role)")
+        f"could not act as account {mistaken}: GetCallerIdentity failed with WrongAccount (these credentials belong "
+        f"to account {aws.account_id}, not {mistaken}: register the keys or the role of this account)")
     assert main(["zombies", "list", "--status", "all", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 0
