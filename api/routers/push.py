@@ -11,7 +11,6 @@ in the body was CloudTrail, 401 for a missing or wrong key, 503 when the archive
 from __future__ import annotations
 
 import logging
-import zlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from fastapi.responses import JSONResponse
 from api.deps import PoolDep, SettingsDep
 from api.push_metrics import PushMetrics
 from ops.settings import Settings
+from schemas.cloudtrail.containers import inflates_beyond
 from streams.accounts import ApiKey, verify_api_key
 from streams.archive import ArchiveError, RawArchive, open_archive
 from streams.intake import receive_body
@@ -73,35 +73,6 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_INFLATE_STEP = 1024 * 1024
-
-
-def _inflates_beyond(body: bytes, cap: int) -> bool:
-    """Whether a gzipped body (every member of it) inflates to more than `cap` bytes. Counts in 1 MiB steps and
-    keeps nothing, so checking costs no memory; a body that is not gzip, or corrupt, is left to the reader."""
-    if body[:2] != _GZIP_MAGIC:
-        return False
-    inflater, pending, total = zlib.decompressobj(wbits=31), body, 0
-    try:
-        while True:
-            out = inflater.decompress(pending, _INFLATE_STEP)
-            total += len(out)
-            if total > cap:
-                return True
-            if inflater.eof:  # a member ends; CloudTrail readers take the next one too
-                pending = inflater.unused_data
-                if pending[:2] != _GZIP_MAGIC:
-                    return False
-                inflater = zlib.decompressobj(wbits=31)
-                continue
-            pending = inflater.unconsumed_tail
-            if not pending and len(out) < _INFLATE_STEP:
-                return False
-    except zlib.error:
-        return False
-
-
 @router.post(
     "/cloudtrail",
     summary="Push CloudTrail: a log file (gzipped or not), one record, an EventBridge event, or a batch",
@@ -131,7 +102,7 @@ async def push_cloudtrail(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid API key", _UNAUTHORIZED)
     try:
         body = await _body(request, settings.push_max_bytes)
-        if _inflates_beyond(body, settings.push_max_inflated_bytes):
+        if inflates_beyond(body, settings.push_max_inflated_bytes):
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                                 f"body inflates beyond {settings.push_max_inflated_bytes} bytes "
                                 "(DD0C_PUSH_MAX_INFLATED_BYTES): send it in smaller parts")

@@ -11,6 +11,7 @@ the record that contains them, giving back the original bytes in `Rejected.raw`.
 from __future__ import annotations
 
 import codecs
+import io
 import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -20,6 +21,19 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip header + trailer, not raw deflate or z
 _RAW_HEAD = 64 * 1024
 _MAX_EXPANSION = 4  # per read, at most this many chunk sizes of output are produced (guards against gzip bombs)
 
+
+
+def inflates_beyond(data: bytes, cap: int) -> bool:
+    """Whether gzip `data` inflates, every member as the readers take them, to more than `cap` bytes. The output is
+    counted and dropped, so asking costs no memory; plain or corrupt input is False (the reader judges it)."""
+    if data[:2] != GZIP_MAGIC:
+        return False
+    total = 0
+    for out in TextSource(io.BytesIO(data), 256 * 1024)._content():
+        total += len(out)
+        if total > cap:
+            return True
+    return False
 
 class TextSource:
     """Pulls text out of `stream`. After `chunks()` is exhausted, `failure` says why the bytes stopped early

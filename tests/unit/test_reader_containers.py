@@ -238,3 +238,15 @@ def test_R05_push_bodies_reader_part() -> None:
     assert fifth.reason.startswith("not a CloudTrail record: no eventName/eventID")
     assert "top-level keys: hello" in fifth.reason
     assert fifth.raw == b'{"hello": "world"}' and fifth.source == "push/5"
+
+
+def test_inflates_beyond_counts_every_member_and_leaves_plain_or_corrupt_input_to_the_reader() -> None:
+    from schemas.cloudtrail.containers import inflates_beyond
+
+    blanks = gzip.compress(b'{"Records": [' + b" " * 200_000 + b"]}")  # 200,015 bytes inflated, a few hundred sent
+    half = b'{"Records": [' + b'{"eventID": "x"}, ' * 3_000 + b"{}]}"  # 54,017 bytes
+    assert [inflates_beyond(gzip.compress(half), 54_016), inflates_beyond(gzip.compress(half), 54_017)] == [True, False]
+    assert inflates_beyond(gzip.compress(half) + gzip.compress(half), 100_000) is True  # 108,034 across 2 members
+    assert inflates_beyond(blanks, 200_014) is True and inflates_beyond(blanks, 200_015) is False
+    assert inflates_beyond(half, 10) is False  # not gzip: the reader reads it as it is
+    assert inflates_beyond(b"\x1f\x8bjunk", 10) is False  # corrupt: the reader rejects it with its reason

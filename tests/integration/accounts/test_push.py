@@ -139,8 +139,6 @@ async def test_a_body_over_the_limit_gets_413_declared_or_streamed(database_url:
 
 
 async def test_a_gzip_body_that_inflates_beyond_the_limit_gets_413(database_url: str, tmp_path: Path) -> None:
-    from api.routers.push import _inflates_beyond
-
     key = await new_key(database_url)
     blanks = gzip.compress(b'{"Records": [' + b" " * 200_000 + b"]}")  # 200 KB of nothing in a few hundred bytes
     assert len(blanks) < 1024
@@ -148,8 +146,6 @@ async def test_a_gzip_body_that_inflates_beyond_the_limit_gets_413(database_url:
     assert 50_000 < len(half) < 100_000
     two_members = gzip.compress(half) + gzip.compress(half)  # multi-member: counted across members
     fits = records_file([run_instances(n, at=T0) for n in range(1, 4)], gz=True)
-    assert [_inflates_beyond(b, 100_000) for b in (blanks, two_members, gzip.compress(half), half, b"\x1f\x8bjunk")] \
-        == [True, True, False, False, False]  # plain JSON and corrupt gzip are left to the reader
     async with asgi_client(database_url, archive_url=str(tmp_path), push_max_inflated_bytes=100_000) as (client, _app):
         answers = [await client.post(PUSH, headers={"X-Api-Key": key}, content=body)
                    for body in (blanks, two_members, fits)]
