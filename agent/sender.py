@@ -38,11 +38,13 @@ _TLS_WORDS = ("ssl", "tls", "handshake", "certificate")
 _OUTCOME = ("logged", "duplicate", "read_only_counted", "rejected", "skipped")  # Ack fields, in the log line's order
 
 
+_NAME_MISMATCH = ("hostname verification", "subject alternative name")  # the certificate names another host
+
+
 def _unverifiable(details: str) -> bool:
     """The failure is this agent refusing the server's certificate (unknown CA, another host name)."""
     lowered = details.lower()
-    return any(mark in lowered for mark in ("certificate_verify_failed", "certificate verify failed",
-                                            "hostname verification", "subject alternative name"))
+    return any(mark in lowered for mark in ("certificate_verify_failed", "certificate verify failed", *_NAME_MISMATCH))
 
 
 class Refused(Dd0cError):
@@ -110,19 +112,18 @@ class Sender:
                     raise Refused(f"refused by {self.settings.server}: {exc.details()}") from None
                 code, details = exc.code().name, exc.details() or ""
             attempt = 1 if self._last_progress else attempt + 1
-            if self.settings.once and _unverifiable(details):
-                # Our side rejected the server's certificate: no retry in the next seconds can change that.
+            # --once stops at a certificate our side rejected (no retry can change that) or after its attempts.
+            why = None
+            if _unverifiable(details):
+                why = f"giving up on {self.settings.server}: its certificate does not verify"
+            elif attempt >= self.settings.once_attempts:
+                why = (f"giving up after {attempt} failed connection(s) to {self.settings.server} (--once; "
+                       "DD0C_AGENT_ONCE_ATTEMPTS)")
+            if self.settings.once and why is not None:
                 log.error("connection to %s failed: %s: %s%s", self.settings.server, code, details,
                           self._hint(details))
-                raise GaveUp(f"giving up on {self.settings.server}: its certificate does not verify ({code}: "
-                             f"{details}{self._hint(details)}); {self.spool.unacked()} batch(es) stay in the spool "
-                             "for the next run")
-            if self.settings.once and attempt >= self.settings.once_attempts:
-                log.error("connection to %s failed: %s: %s%s", self.settings.server, code, details,
-                          self._hint(details))
-                raise GaveUp(f"giving up after {attempt} failed connection(s) to {self.settings.server} (--once; "
-                             f"DD0C_AGENT_ONCE_ATTEMPTS): {code}: {details}{self._hint(details)}; "
-                             f"{self.spool.unacked()} batch(es) stay in the spool for the next run")
+                raise GaveUp(f"{why}: {code}: {details}{self._hint(details)}; {self.spool.unacked()} batch(es) stay "
+                             "in the spool for the next run")
             delay = backoff_delay(attempt, self.settings.backoff_initial, self.settings.backoff_max)
             log.warning("connection to %s failed: %s: %s%s; reconnecting in %.2f s (attempt %d, %d batch(es) "
                         "spooled)", self.settings.server, code, details, self._hint(details), delay, attempt,
@@ -135,7 +136,7 @@ class Sender:
     def _hint(self, details: str) -> str:
         """What a failure to connect most likely means, for the log line."""
         lowered = details.lower()
-        if "hostname verification" in lowered or "subject alternative name" in lowered:
+        if any(mark in lowered for mark in _NAME_MISMATCH):
             expected = self.settings.server_name or self.settings.server.rsplit(":", 1)[0]
             return (f" - the server's certificate does not name {expected!r}: set --server-name "
                     "(DD0C_AGENT_SERVER_NAME) to a name in it, or connect by that name")
