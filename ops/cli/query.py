@@ -154,10 +154,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence
     return "\n".join([line(headers), *(line(r) for r in rows)])
 
 
-def emit(args: argparse.Namespace, rows: list[Row], render: Callable[[list[Row]], str], footer: str = "", *,
-         probed: bool = False) -> int:
-    """Print the rows. `probed`: they were fetched with one more than --limit, so a cut table can say it is cut."""
-    if probed and len(rows) > args.limit:
+def emit(args: argparse.Namespace, rows: list[Row], render: Callable[[list[Row]], str], footer: str = "") -> int:
+    """Print the rows. A caller that fetches one row more than --limit learns from it that the table is cut: the
+    extra row is dropped here and the footer says so."""
+    if len(rows) > args.limit:
         rows = rows[: args.limit]
         footer = "\n".join(filter(None, (footer, f"first {args.limit} shown; --limit N shows more")))
     if args.format == "json":
@@ -205,7 +205,7 @@ def run_anomalies(args: argparse.Namespace) -> int:
             right=(4, 5),
         )
 
-    return emit(args, _run(work), render, probed=True)
+    return emit(args, _run(work), render)
 
 
 def run_cost_events(args: argparse.Namespace) -> int:
@@ -236,7 +236,7 @@ def run_cost_events(args: argparse.Namespace) -> int:
             right=(5,),
         )
 
-    return emit(args, _run(work), render, probed=True)
+    return emit(args, _run(work), render)
 
 
 def run_baselines(args: argparse.Namespace) -> int:
@@ -268,7 +268,7 @@ def run_baselines(args: argparse.Namespace) -> int:
             right=(2, 3, 4),
         )
 
-    return emit(args, _run(work), render, probed=True)
+    return emit(args, _run(work), render)
 
 
 def run_resources(args: argparse.Namespace) -> int:
@@ -340,4 +340,4 @@ def run_dead_letters(args: argparse.Namespace) -> int:
             right=(0,),
         )
 
-    return emit(args, _run(work), render, probed=True)
+    return emit(args, _run(work), render)
